@@ -1,0 +1,143 @@
+//! The app's Prometheus metrics: HTTP requests by route template and status, the pools,
+//! and the process, written as OpenMetrics text at /actuator/prometheus.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use fred::prelude::ClientLike;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use sqlx::PgPool;
+
+use crate::app::state::AppState;
+use crate::procstat;
+
+/// Labels of one HTTP request series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: String,
+    /// The route template (`/api/v1/coupons/{id}`), never the raw path.
+    pub uri: String,
+    pub status: u16,
+}
+
+/// Labels of a pool gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: &'static str,
+}
+
+/// The registry and the metrics the app writes to.
+pub struct AppMetrics {
+    registry: Registry,
+    http: Family<HttpLabels, Histogram>,
+    db_connections: Family<StateLabel, Gauge>,
+    db_max: Gauge,
+    redis_connected: Gauge,
+    process_cpu: Gauge<f64, AtomicU64>,
+    process_rss: Gauge,
+    process_vsz: Gauge,
+    process_fds: Gauge,
+    process_threads: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~16 s, doubling.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16))
+}
+
+impl AppMetrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("fastpick");
+        let http = Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        registry.register("http_server_requests_seconds", "HTTP requests by method, route template and status", http.clone());
+        let metrics = AppMetrics {
+            http,
+            db_connections: Family::default(),
+            db_max: Gauge::default(),
+            redis_connected: Gauge::default(),
+            process_cpu: Gauge::default(),
+            process_rss: Gauge::default(),
+            process_vsz: Gauge::default(),
+            process_fds: Gauge::default(),
+            process_threads: Gauge::default(),
+            registry,
+        };
+        metrics.register_gauges()
+    }
+
+    fn register_gauges(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register("db_pool_connections", "PostgreSQL pool connections by state", self.db_connections.clone());
+        r.register("db_pool_max_connections", "PostgreSQL pool size limit", self.db_max.clone());
+        r.register("redis_connected", "1 when the Redis pool is connected", self.redis_connected.clone());
+        r.register("process_cpu_seconds", "User and system CPU time", self.process_cpu.clone());
+        r.register("process_resident_memory_bytes", "Resident memory", self.process_rss.clone());
+        r.register("process_virtual_memory_bytes", "Virtual memory", self.process_vsz.clone());
+        r.register("process_open_fds", "Open file descriptors", self.process_fds.clone());
+        r.register("process_threads", "Threads", self.process_threads.clone());
+        self
+    }
+
+    /// Records one finished request.
+    pub fn observe(&self, method: &str, uri: &str, status: u16, seconds: f64) {
+        let labels = HttpLabels {
+            method: method.to_owned(),
+            uri: uri.to_owned(),
+            status,
+        };
+        self.http.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Refreshes the gauges and writes everything as OpenMetrics text.
+    pub fn render(&self, db: &PgPool, redis: &fred::clients::Pool) -> Result<String, std::fmt::Error> {
+        let size = i64::from(db.size());
+        let idle = i64::try_from(db.num_idle()).unwrap_or(i64::MAX);
+        self.db_connections.get_or_create(&StateLabel { state: "idle" }).set(idle);
+        self.db_connections.get_or_create(&StateLabel { state: "active" }).set(size - idle);
+        self.db_max.set(i64::from(db.options().get_max_connections()));
+        self.redis_connected.set(i64::from(redis.is_connected()));
+        let p = procstat::read();
+        self.process_cpu.set(p.cpu_seconds);
+        self.process_rss.set(to_i64(p.resident_bytes));
+        self.process_vsz.set(to_i64(p.virtual_bytes));
+        self.process_fds.set(to_i64(p.open_fds));
+        self.process_threads.set(to_i64(p.threads));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+impl Default for AppMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Middleware: times every request and records it under its route template.
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let uri = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "UNMATCHED".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let elapsed = start.elapsed().as_secs_f64();
+    state.metrics.observe(&method, &uri, status, elapsed);
+    tracing::debug!(%method, %uri, status, ms = elapsed * 1e3, "request");
+    response
+}

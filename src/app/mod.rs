@@ -1,0 +1,122 @@
+//! The app role: the coupon API on axum, backed by PostgreSQL (sqlx) and Redis (fred).
+
+pub mod actuator;
+pub mod admin;
+pub mod auth;
+pub mod coupons;
+pub mod error;
+pub mod extract;
+pub mod issues;
+pub mod metrics;
+pub mod my_coupons;
+pub mod openapi;
+pub mod page;
+pub mod response;
+pub mod state;
+pub mod token;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use tokio::net::TcpListener;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::app::error::ApiError;
+use crate::app::metrics::AppMetrics;
+use crate::app::state::AppState;
+use crate::app::token::TokenKeys;
+use crate::config::Settings;
+use crate::domain::Clock;
+
+/// Builds the whole API router over a state.
+pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router> {
+    let router = Router::new()
+        .merge(auth::router())
+        .merge(coupons::router())
+        .merge(issues::router())
+        .merge(my_coupons::router())
+        .merge(admin::router())
+        .merge(actuator::router())
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::RouteNotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(cors_layer(cors_origins)?)
+        .with_state(state);
+    Ok(router)
+}
+
+/// CORS as the original: exact origins, credentials, three request headers (API.md 1.9).
+fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("app.cors_allowed_origins: '{o}' is not a valid origin")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::CACHE_CONTROL])
+        .expose_headers([header::AUTHORIZATION])
+        .max_age(Duration::from_secs(3600)))
+}
+
+/// Connects to both servers, migrates when configured, and returns the handler state.
+pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
+    let db = crate::db::connect_postgres(&settings.database).await?;
+    if settings.app.migrate_on_start {
+        crate::db::run_migrations(&db).await?;
+    }
+    let redis = crate::db::connect_redis(&settings.redis, Duration::from_secs(2)).await?;
+    let secret = settings
+        .auth
+        .secret_key
+        .as_ref()
+        .context("auth.secret_key is missing")?;
+    Ok(AppState {
+        db,
+        redis,
+        tokens: Arc::new(TokenKeys::new(secret, settings.auth.access_token_ttl, settings.auth.refresh_token_ttl)),
+        clock: Clock::new(settings.app.timezone),
+        metrics: Arc::new(AppMetrics::new()),
+        bcrypt_cost: settings.auth.bcrypt_cost,
+    })
+}
+
+/// Serves the API on an already bound listener until `shutdown` resolves, then lets
+/// in-flight requests finish (bounded by `app.shutdown_grace`) and closes the pools.
+pub async fn serve(
+    settings: &Settings,
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = router(state.clone(), &settings.app.cors_allowed_origins)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "app role ready");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let grace = settings.app.shutdown_grace;
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = stop_tx.send(());
+    });
+    let drained = async {
+        // Bounds the drain: starts counting once shutdown began.
+        let _ = stop_rx.await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("app server failed")?,
+        () = drained => tracing::warn!(?grace, "in-flight requests did not finish in time"),
+    }
+    state.db.close().await;
+    use fred::prelude::ClientLike;
+    let _ = state.redis.quit().await;
+    tracing::info!("app role stopped");
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! What every handler can reach: the pools, the token keys, the clock and the metrics.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::app::metrics::AppMetrics;
+use crate::app::token::TokenKeys;
+use crate::domain::Clock;
+
+/// Shared handler state; cloning is cheap (handles and `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub redis: fred::clients::Pool,
+    pub tokens: Arc<TokenKeys>,
+    pub clock: Clock,
+    pub metrics: Arc<AppMetrics>,
+    /// bcrypt cost for new password hashes.
+    pub bcrypt_cost: u32,
+}

@@ -1,0 +1,112 @@
+//! `fastpick demo`: the whole system on one machine with demo data. Starts throwaway local
+//! PostgreSQL and Redis servers when none is configured, migrates, seeds coupons and two
+//! users, then serves until Ctrl-C.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::Context;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use secrecy::SecretString;
+
+use crate::cli::DemoArgs;
+use crate::config::Settings;
+use crate::local::{self, Supervised};
+use crate::seed::{insert_coupons, recipe_coupon};
+
+/// Environment variables that mean "a database is configured".
+const DB_KEYS: [&str; 2] = ["DB_HOST", "FASTPICK_DATABASE__HOST"];
+const REDIS_KEYS: [&str; 2] = ["REDIS_HOST", "FASTPICK_REDIS__HOST"];
+
+fn configured(keys: &[&str], has_config_file: bool) -> bool {
+    has_config_file || keys.iter().any(|k| std::env::var_os(k).is_some())
+}
+
+fn random_text(len: usize) -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+/// Runs the demo.
+pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
+    let has_file = std::env::var_os("FASTPICK_CONFIG").is_some();
+    let mut servers: Vec<Supervised> = Vec::new();
+    if !configured(&DB_KEYS, has_file) {
+        let pg = tokio::task::spawn_blocking(local::start_postgres).await??;
+        local::create_database(pg.port, "fastpick").await?;
+        settings.database.host = "127.0.0.1".into();
+        settings.database.port = pg.port;
+        settings.database.username = "postgres".into();
+        settings.database.name = "fastpick".into();
+        println!("started a local PostgreSQL on 127.0.0.1:{} (data in {})", pg.port, pg.dir.display());
+        servers.push(pg);
+    }
+    if !configured(&REDIS_KEYS, has_file) {
+        let redis = tokio::task::spawn_blocking(local::start_redis).await??;
+        settings.redis.host = "127.0.0.1".into();
+        settings.redis.port = redis.port;
+        println!("started a local Redis on 127.0.0.1:{}", redis.port);
+        servers.push(redis);
+    }
+    if settings.auth.secret_key.is_none() {
+        settings.auth.secret_key = Some(SecretString::from(random_text(48)));
+    }
+    settings.app.listen = args.listen;
+    settings.app.migrate_on_start = true;
+    settings.validate(&"app".parse().map_err(anyhow::Error::msg)?)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", args.listen))?;
+    let state = crate::app::build_state(&settings).await?;
+    seed_demo(&state, &settings, args.coupons).await?;
+    println!("FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)", args.listen);
+    let result = crate::app::serve(&settings, state, listener, crate::shutdown_signal()).await;
+    for server in servers {
+        server.stop();
+    }
+    result
+}
+
+async fn seed_demo(state: &crate::app::state::AppState, settings: &Settings, count: u32) -> anyhow::Result<()> {
+    let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon").fetch_one(&state.db).await?;
+    if existing == 0 {
+        let now = state.clock.now();
+        let mut rng = rand::rng();
+        let coupons: Vec<_> = (0..count).rev().map(|offset| recipe_coupon(offset, now, &mut rng)).collect();
+        for chunk in coupons.chunks(1000) {
+            insert_coupons(&state.db, chunk).await?;
+        }
+        println!("seeded {count} coupons with the original recipe");
+    }
+    let creds_path = std::env::temp_dir().join(format!("fastpick-demo-{}.credentials", std::process::id()));
+    let mut lines = Vec::new();
+    for (email, name, role) in [("demo@fastpick.local", "데모", "USER"), ("admin@fastpick.local", "관리자", "ADMIN")] {
+        let password = random_text(16);
+        let hash = crate::password::hash(password.clone(), settings.auth.bcrypt_cost).await?;
+        let now = state.clock.now();
+        sqlx::query(
+            "insert into tb_user (created_at, updated_at, email, password, name, role) values ($1, $1, $2, $3, $4, $5)
+             on conflict (email) do update set password = excluded.password, updated_at = excluded.updated_at",
+        )
+        .bind(now)
+        .bind(email)
+        .bind(&hash)
+        .bind(name)
+        .bind(role)
+        .execute(&state.db)
+        .await?;
+        lines.push(format!("{role}\t{email}\t{password}\n"));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&creds_path)
+        .with_context(|| format!("failed to write {}", creds_path.display()))?;
+    for line in lines {
+        file.write_all(line.as_bytes())?;
+    }
+    println!("demo users (role, e-mail, password) are in {} (mode 0600)", creds_path.display());
+    Ok(())
+}

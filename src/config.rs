@@ -1,0 +1,363 @@
+//! Typed, layered configuration: defaults, then the `--config` TOML file, then the original
+//! `.env` names (DB_HOST, SECRET_KEY, ...), then `FASTPICK_SECTION__KEY` environment overrides.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use crate::role::{Role, RoleSet};
+
+/// Everything the binary can be configured with; one section per concern.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub app: AppConfig,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+/// The coupon API (app role).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppConfig {
+    /// Address the API listens on; the original served on port 8080.
+    pub listen: SocketAddr,
+    /// Runs the embedded migrations before serving.
+    pub migrate_on_start: bool,
+    /// Zone whose wall-clock time is "now" for coupon periods (the original ran in Asia/Seoul).
+    #[serde(deserialize_with = "from_str")]
+    pub timezone: chrono_tz::Tz,
+    /// Origins allowed to call the API from a browser with credentials (exact match).
+    pub cors_allowed_origins: Vec<String>,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            migrate_on_start: true,
+            timezone: chrono_tz::Asia::Seoul,
+            cors_allowed_origins: vec![
+                "http://localhost:3000".into(),
+                "http://192.168.56.111".into(),
+            ],
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// PostgreSQL connection and pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub username: String,
+    #[serde(deserialize_with = "optional_secret")]
+    pub password: Option<SecretString>,
+    pub max_connections: u32,
+    #[serde(deserialize_with = "duration")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 5432,
+            name: "fastpick".into(),
+            username: "fastpick".into(),
+            password: None,
+            max_connections: 50,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Redis connection and pool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub host: String,
+    pub port: u16,
+    #[serde(deserialize_with = "optional_secret")]
+    pub password: Option<SecretString>,
+    pub pool_size: usize,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 6379,
+            password: None,
+            pool_size: 4,
+        }
+    }
+}
+
+/// JWT signing and password hashing.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HMAC key (raw UTF-8 bytes, as the original); at least 32 bytes.
+    #[serde(deserialize_with = "optional_secret")]
+    pub secret_key: Option<SecretString>,
+    #[serde(deserialize_with = "duration")]
+    pub access_token_ttl: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub refresh_token_ttl: Duration,
+    /// bcrypt cost for new hashes; the original used 10.
+    pub bcrypt_cost: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: None,
+            access_token_ttl: Duration::from_secs(30 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            bcrypt_cost: 10,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `fastpick=debug,sqlx=warn`; RUST_LOG wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The original deployment's `.env` names and the keys they set.
+const LEGACY_ENV: [(&str, &str); 9] = [
+    ("DB_HOST", "database.host"),
+    ("DB_PORT", "database.port"),
+    ("DB_NAME", "database.name"),
+    ("DB_USERNAME", "database.username"),
+    ("DB_PASSWORD", "database.password"),
+    ("REDIS_HOST", "redis.host"),
+    ("REDIS_PORT", "redis.port"),
+    ("REDIS_PASSWORD", "redis.password"),
+    ("SECRET_KEY", "auth.secret_key"),
+];
+
+/// Shortest HMAC key accepted, in bytes (HS256 needs 256 bits).
+pub const MIN_SECRET_KEY_BYTES: usize = 32;
+
+impl Settings {
+    /// Loads the layers in precedence order; the file is read only when a path is given.
+    pub fn load(path_opt: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut figment = Figment::new();
+        if let Some(path) = path_opt {
+            if !path.is_file() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let legacy = Env::raw().filter_map(|key| {
+            LEGACY_ENV
+                .iter()
+                .find(|(name, _)| key == *name)
+                .map(|(_, target)| (*target).into())
+        });
+        let settings: Settings = figment
+            .merge(legacy)
+            .merge(Env::prefixed("FASTPICK_").split("__"))
+            .extract()
+            .map_err(|e| anyhow::anyhow!(flatten_figment_error(e)))
+            .context("invalid configuration")?;
+        Ok(settings)
+    }
+
+    /// Checks what the given roles need; the message names the key to fix.
+    pub fn validate(&self, roles: &RoleSet) -> anyhow::Result<()> {
+        if roles.contains(Role::App) {
+            self.validate_app()?;
+        }
+        Ok(())
+    }
+
+    fn validate_app(&self) -> anyhow::Result<()> {
+        let key = self.auth.secret_key.as_ref().context(
+            "auth.secret_key is missing: set SECRET_KEY or FASTPICK_AUTH__SECRET_KEY (32+ bytes)",
+        )?;
+        let len = key.expose_secret().len();
+        if len < MIN_SECRET_KEY_BYTES {
+            bail!(
+                "auth.secret_key is too short: {len} bytes, at least {MIN_SECRET_KEY_BYTES} are needed for HS256"
+            );
+        }
+        if self.auth.access_token_ttl.is_zero() || self.auth.refresh_token_ttl.is_zero() {
+            bail!("auth.access_token_ttl and auth.refresh_token_ttl must be longer than zero");
+        }
+        if !(4..=31).contains(&self.auth.bcrypt_cost) {
+            bail!("auth.bcrypt_cost must be between 4 and 31");
+        }
+        if self.database.max_connections == 0 {
+            bail!("database.max_connections must be at least 1");
+        }
+        if self.redis.pool_size == 0 {
+            bail!("redis.pool_size must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Joins every figment error into one line per key.
+fn flatten_figment_error(err: figment::Error) -> String {
+    err.into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn from_str<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text = String::deserialize(de)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+/// Reads "30m", "7d", "1h 30m" (humantime) or a whole number of seconds.
+fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+    let text = scalar_text(de)?;
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// Secrets may look like numbers in an env file (`DB_PASSWORD=1234`); take them as text.
+fn optional_secret<'de, D: Deserializer<'de>>(de: D) -> Result<Option<SecretString>, D::Error> {
+    let text = scalar_text(de)?;
+    Ok((!text.is_empty()).then(|| SecretString::from(text)))
+}
+
+/// Accepts a string, number or boolean and returns its text.
+fn scalar_text<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Int(i64),
+        Uint(u64),
+        Float(f64),
+        Bool(bool),
+    }
+    Ok(match Scalar::deserialize(de)? {
+        Scalar::Text(s) => s,
+        Scalar::Int(n) => n.to_string(),
+        Scalar::Uint(n) => n.to_string(),
+        Scalar::Float(n) => n.to_string(),
+        Scalar::Bool(b) => b.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn app_roles() -> RoleSet {
+        "app".parse().expect("valid role")
+    }
+
+    #[test]
+    fn legacy_env_names_and_prefixed_overrides_are_layered() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "f.toml",
+                "[database]\nhost = \"file-host\"\nport = 1111\n[app]\nlisten = \"127.0.0.1:9000\"\n",
+            )?;
+            jail.set_env("DB_HOST", "legacy-host");
+            jail.set_env("DB_PASSWORD", "12345678");
+            jail.set_env("FASTPICK_DATABASE__PORT", "2222");
+            jail.set_env("SECRET_KEY", "0123456789abcdef0123456789abcdef");
+            jail.set_env("FASTPICK_AUTH__ACCESS_TOKEN_TTL", "15m");
+            let s = Settings::load(Some(Path::new("f.toml"))).expect("loads");
+            assert_eq!(s.database.host, "legacy-host");
+            assert_eq!(s.database.port, 2222);
+            assert_eq!(
+                s.database.password.as_ref().map(|p| p.expose_secret().to_owned()),
+                Some("12345678".into())
+            );
+            assert_eq!(s.app.listen.port(), 9000);
+            assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));
+            s.validate(&app_roles()).expect("valid");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("FASTPICK_APP__TIMEZONE", "Mars/Olympus");
+            let err = Settings::load(None).unwrap_err();
+            assert!(format!("{err:#}").contains("timezone"), "{err:#}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("f.toml", "[database]\nhots = \"x\"\n")?;
+            let err = Settings::load(Some(Path::new("f.toml"))).unwrap_err();
+            assert!(format!("{err:#}").contains("hots"), "{err:#}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn app_needs_a_long_enough_secret_key() {
+        Jail::expect_with(|jail| {
+            let s = Settings::load(None).expect("loads");
+            let err = s.validate(&app_roles()).unwrap_err().to_string();
+            assert!(err.contains("auth.secret_key is missing"), "{err}");
+            jail.set_env("SECRET_KEY", "s3cr3tXY");
+            let s = Settings::load(None).expect("loads");
+            let err = s.validate(&app_roles()).unwrap_err().to_string();
+            assert!(err.contains("too short"), "{err}");
+            assert!(!err.contains("s3cr3tXY"), "the key itself must not be echoed: {err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let err = Settings::load(Some(Path::new("/nonexistent/fastpick.toml"))).unwrap_err();
+        assert!(err.to_string().contains("does not exist"));
+    }
+}

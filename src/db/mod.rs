@@ -1,0 +1,81 @@
+//! Connections to the two stock servers: the PostgreSQL pool (with the embedded migrations)
+//! and the Redis pool.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use fred::prelude::{Builder, ClientLike, Config as RedisClientConfig, ReconnectPolicy, ServerConfig};
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{DatabaseConfig, RedisConfig};
+
+/// The schema migrations, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("src/db/migrations");
+
+/// The connection options for PostgreSQL, without touching the network.
+pub fn pg_options(cfg: &DatabaseConfig) -> PgConnectOptions {
+    let options = PgConnectOptions::new()
+        .host(&cfg.host)
+        .port(cfg.port)
+        .database(&cfg.name)
+        .username(&cfg.username)
+        .application_name("fastpick");
+    match &cfg.password {
+        Some(password) => options.password(password.expose_secret()),
+        None => options,
+    }
+}
+
+/// Opens the PostgreSQL pool and checks one connection, so a bad address fails start-up.
+pub async fn connect_postgres(cfg: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(cfg.max_connections)
+        .acquire_timeout(cfg.acquire_timeout)
+        .connect_with(pg_options(cfg))
+        .await
+        .with_context(|| {
+            format!(
+                "failed to connect to postgres at {}:{} (database {}, user {})",
+                cfg.host, cfg.port, cfg.name, cfg.username
+            )
+        })
+}
+
+/// Applies the embedded migrations that have not run yet.
+pub async fn run_migrations(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("failed to run database migrations")
+}
+
+/// Builds the Redis pool and starts connecting; it reconnects by itself for as long as it lives.
+///
+/// Waits up to `wait` for the first connection; Redis being down is not fatal here, since
+/// health reports it and callers fall back.
+pub async fn connect_redis(cfg: &RedisConfig, wait: Duration) -> anyhow::Result<fred::clients::Pool> {
+    let mut client_config = RedisClientConfig {
+        server: ServerConfig::new_centralized(&cfg.host, cfg.port),
+        ..Default::default()
+    };
+    client_config.password = cfg.password.as_ref().map(|p| p.expose_secret().to_owned());
+    let pool = Builder::from_config(client_config)
+        .with_connection_config(|conn| {
+            conn.connection_timeout = Duration::from_secs(2);
+            conn.internal_command_timeout = Duration::from_secs(2);
+        })
+        .with_performance_config(|perf| {
+            perf.default_command_timeout = Duration::from_secs(2);
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+        .build_pool(cfg.pool_size)
+        .context("invalid redis configuration")?;
+    pool.connect();
+    if tokio::time::timeout(wait, pool.wait_for_connect()).await.is_err() {
+        tracing::warn!(host = %cfg.host, port = cfg.port, "redis is not reachable yet; retrying in the background");
+    }
+    Ok(pool)
+}

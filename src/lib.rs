@@ -1,0 +1,71 @@
+//! FastPick: the flash-sale coupon service and the lab around it, in one binary.
+
+pub mod app; // the coupon API (app role)
+pub mod cli; // command-line arguments
+pub mod cmd; // one-shot tools: migrate, user, demo
+pub mod config; // typed, layered settings
+pub mod db; // PostgreSQL and Redis pools, migrations
+pub mod domain; // pure coupon rules: status, keywords, clock
+pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
+pub mod password; // bcrypt hashing off the runtime
+pub mod procstat; // process CPU, memory and fds from /proc
+pub mod role; // the roles a process can run
+pub mod seed; // the original's coupon recipe
+pub mod telemetry; // tracing subscriber
+
+use anyhow::{Context, bail};
+
+use crate::cli::{Cli, Command};
+use crate::config::Settings;
+use crate::role::{Role, RoleSet};
+
+/// Runs what the command line asks for.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    match (cli.command, cli.role) {
+        (Some(Command::Migrate), _) => runtime.block_on(cmd::migrate(&settings)),
+        (Some(Command::User(user)), _) => runtime.block_on(cmd::user::run(&settings, user)),
+        (Some(Command::Demo(args)), _) => runtime.block_on(cmd::demo::run(settings, args)),
+        (None, Some(roles)) => runtime.block_on(run_roles(settings, roles)),
+        (None, None) => bail!("nothing to do: pass --role or a subcommand (see --help)"),
+    }
+}
+
+/// Starts the given roles in this process and runs them until SIGTERM or SIGINT.
+pub async fn run_roles(settings: Settings, roles: RoleSet) -> anyhow::Result<()> {
+    let unbuilt = roles.unbuilt();
+    if !unbuilt.is_empty() {
+        let names: Vec<&str> = unbuilt.iter().map(|r| r.as_str()).collect();
+        bail!(
+            "role {} is not built yet in this version of fastpick; available roles: app",
+            names.join(", ")
+        );
+    }
+    settings.validate(&roles)?;
+    if roles.contains(Role::App) {
+        let listener = tokio::net::TcpListener::bind(settings.app.listen)
+            .await
+            .with_context(|| format!("failed to bind app.listen {}", settings.app.listen))?;
+        let state = app::build_state(&settings).await?;
+        app::serve(&settings, state, listener, shutdown_signal()).await?;
+    }
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("failed to install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

@@ -15,7 +15,13 @@ pub struct Cli {
     pub role: Option<RoleSet>,
 
     /// TOML config file (see config/); environment variables override it.
-    #[arg(long, short = 'c', global = true, env = "FASTPICK_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "FASTPICK_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer};
 use crate::role::{Role, RoleSet};
 
 /// Everything the binary can be configured with; one section per concern.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     pub app: AppConfig,
@@ -290,6 +290,8 @@ fn scalar_text<'de, D: Deserializer<'de>>(de: D) -> Result<String, D::Error> {
 }
 
 #[cfg(test)]
+// figment's Jail closures return its large error type; that is the crate's API.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -314,7 +316,10 @@ mod tests {
             assert_eq!(s.database.host, "legacy-host");
             assert_eq!(s.database.port, 2222);
             assert_eq!(
-                s.database.password.as_ref().map(|p| p.expose_secret().to_owned()),
+                s.database
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_owned()),
                 Some("12345678".into())
             );
             assert_eq!(s.app.listen.port(), 9000);
@@ -350,7 +355,10 @@ mod tests {
             let s = Settings::load(None).expect("loads");
             let err = s.validate(&app_roles()).unwrap_err().to_string();
             assert!(err.contains("too short"), "{err}");
-            assert!(!err.contains("s3cr3tXY"), "the key itself must not be echoed: {err}");
+            assert!(
+                !err.contains("s3cr3tXY"),
+                "the key itself must not be echoed: {err}"
+            );
             Ok(())
         });
     }

@@ -60,7 +60,10 @@ pub async fn run_roles(settings: Settings, roles: RoleSet) -> anyhow::Result<()>
 /// Resolves on the first SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("failed to install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };

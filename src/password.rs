@@ -49,7 +49,11 @@ mod tests {
     async fn hashes_are_2a_and_verify() {
         let h = hash("password123".into(), 4).await.expect("hashes");
         assert!(h.starts_with("$2a$04$"), "{h}");
-        assert!(verify("password123".into(), Some(h.clone())).await.expect("runs"));
+        assert!(
+            verify("password123".into(), Some(h.clone()))
+                .await
+                .expect("runs")
+        );
         assert!(!verify("password124".into(), Some(h)).await.expect("runs"));
         assert!(!verify("x".into(), None).await.expect("runs"));
     }

@@ -32,7 +32,12 @@ fn parse_stat(stat: &str, stats: &mut ProcessStats) {
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the name: state is field 3 of the file, so field N of the file is index N-3 here.
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let field = |n: usize| {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     // SAFETY: sysconf only reads a system constant.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     // SAFETY: as above.

@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn rejects_unknown_empty_and_repeated_roles() {
         for bad in ["", "db", "app+", "app+app", "proxy+nginx"] {
-            assert!(bad.parse::<RoleSet>().is_err(), "{bad:?} should be rejected");
+            assert!(
+                bad.parse::<RoleSet>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 

@@ -57,8 +57,14 @@ async fn probe_db(state: &AppState) -> (bool, Value) {
     let check = sqlx::query_scalar::<_, String>("select version()").fetch_one(&state.db);
     match tokio::time::timeout(PROBE_TIMEOUT, check).await {
         Ok(Ok(version)) => (true, json!({"database": "PostgreSQL", "version": version})),
-        Ok(Err(e)) => (false, json!({"database": "PostgreSQL", "error": e.to_string()})),
-        Err(_) => (false, json!({"database": "PostgreSQL", "error": "timed out"})),
+        Ok(Err(e)) => (
+            false,
+            json!({"database": "PostgreSQL", "error": e.to_string()}),
+        ),
+        Err(_) => (
+            false,
+            json!({"database": "PostgreSQL", "error": "timed out"}),
+        ),
     }
 }
 
@@ -84,7 +90,11 @@ fn component_json(up: bool, details: Value) -> Value {
 }
 
 fn health_response(up: bool, body: Value) -> Response {
-    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
@@ -104,7 +114,10 @@ async fn health(State(state): State<AppState>) -> Response {
 }
 
 // GET /actuator/health/{component}
-async fn health_component(State(state): State<AppState>, Path(component): Path<String>) -> Response {
+async fn health_component(
+    State(state): State<AppState>,
+    Path(component): Path<String>,
+) -> Response {
     match probe(&state, &component).await {
         Some((up, details)) => health_response(up, component_json(up, details)),
         None => ApiError::RouteNotFound.into_response(),
@@ -120,10 +133,15 @@ async fn info() -> Json<Value> {
 async fn prometheus(State(state): State<AppState>) -> Response {
     match state.metrics.render(&state.db, &state.redis) {
         Ok(text) => (
-            [(CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             text,
         )
             .into_response(),
-        Err(e) => ApiError::Internal(anyhow::anyhow!("failed to encode metrics: {e}")).into_response(),
+        Err(e) => {
+            ApiError::Internal(anyhow::anyhow!("failed to encode metrics: {e}")).into_response()
+        }
     }
 }

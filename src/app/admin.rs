@@ -53,7 +53,11 @@ impl Validate for CreateCouponRequest {
         rules.not_blank("description", &self.description, "상세 설명은 필수입니다.");
         match self.total_quantity {
             Some(q) if (1..=i64::from(i32::MAX)).contains(&q) => {}
-            Some(q) if q > 0 => rules.fail("totalQuantity", &q.to_string(), "총 발행 수량이 너무 큽니다."),
+            Some(q) if q > 0 => rules.fail(
+                "totalQuantity",
+                &q.to_string(),
+                "총 발행 수량이 너무 큽니다.",
+            ),
             other => rules.fail(
                 "totalQuantity",
                 &other.unwrap_or(0).to_string(),
@@ -62,7 +66,11 @@ impl Validate for CreateCouponRequest {
         }
         match (self.start_at, self.end_at) {
             (Some(start), Some(end)) if start >= end => {
-                rules.fail("endAt", &end.format(crate::domain::time::WIRE_FORMAT).to_string(), "종료일은 시작일보다 이후여야 합니다.");
+                rules.fail(
+                    "endAt",
+                    &end.format(crate::domain::time::WIRE_FORMAT).to_string(),
+                    "종료일은 시작일보다 이후여야 합니다.",
+                );
             }
             (start, end) => {
                 if start.is_none() {

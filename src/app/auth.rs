@@ -112,7 +112,11 @@ impl Validate for LoginRequest {
 impl Validate for RefreshRequest {
     fn validate(&self) -> Vec<crate::app::error::FieldError> {
         let mut rules = Rules::new();
-        if self.refresh_token.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        if self
+            .refresh_token
+            .as_deref()
+            .is_none_or(|t| t.trim().is_empty())
+        {
             rules.fail_secret("refreshToken", "리프레시 토큰은 필수입니다.");
         }
         rules.finish()
@@ -133,10 +137,15 @@ struct UserRow {
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody, description = "C001 invalid input, C002 wrong type"),
         (status = 409, body = crate::app::error::ErrorBody, description = "U002 e-mail taken"), (status = 415, body = crate::app::error::ErrorBody)))]
 #[tracing::instrument(skip_all)]
-async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> Result<Json<Envelope<AuthData>>> {
+async fn signup(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SignupRequest>,
+) -> Result<Json<Envelope<AuthData>>> {
     // Validation guarantees all three fields are present.
     let (Some(email), Some(password), Some(name)) = (req.email, req.password, req.name) else {
-        return Err(ApiError::Internal(anyhow::anyhow!("validated sign-up body lacks a field")));
+        return Err(ApiError::Internal(anyhow::anyhow!(
+            "validated sign-up body lacks a field"
+        )));
     };
     let taken: bool = sqlx::query_scalar("select exists(select 1 from tb_user where email = $1)")
         .bind(&email)
@@ -171,7 +180,10 @@ async fn signup(State(state): State<AppState>, ApiJson(req): ApiJson<SignupReque
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody),
         (status = 401, body = crate::app::error::ErrorBody, description = "A003 wrong e-mail or password")))]
 #[tracing::instrument(skip_all)]
-async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> Result<Json<Envelope<AuthData>>> {
+async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<Envelope<AuthData>>> {
     let row: Option<(i64, String, String, String, String)> =
         sqlx::query_as("select id, email, name, role, password from tb_user where email = $1")
             .bind(&req.email)
@@ -182,7 +194,12 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest
     let Some((id, email, name, role, _)) = row.filter(|_| matches) else {
         return Err(ApiError::BadCredentials);
     };
-    let user = UserRow { id, email, name, role };
+    let user = UserRow {
+        id,
+        email,
+        name,
+        role,
+    };
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     let data = issue_tokens(&state, &mut tx, user, now).await?;
@@ -196,12 +213,18 @@ async fn login(State(state): State<AppState>, ApiJson(req): ApiJson<LoginRequest
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody),
         (status = 401, body = crate::app::error::ErrorBody, description = "A001 invalid or already used, A002 expired")))]
 #[tracing::instrument(skip_all)]
-async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> Result<Json<Envelope<AuthData>>> {
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> Result<Json<Envelope<AuthData>>> {
     let token = req.refresh_token.unwrap_or_default();
-    let claims = state.tokens.verify(&token, TokenKind::Refresh).map_err(|e| match e {
-        TokenError::Expired => ApiError::ExpiredToken,
-        TokenError::Invalid => ApiError::InvalidToken,
-    })?;
+    let claims = state
+        .tokens
+        .verify(&token, TokenKind::Refresh)
+        .map_err(|e| match e {
+            TokenError::Expired => ApiError::ExpiredToken,
+            TokenError::Invalid => ApiError::InvalidToken,
+        })?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     // Locks the user's stored token: of two concurrent refreshes with one token, one wins.
@@ -221,7 +244,12 @@ async fn refresh(State(state): State<AppState>, ApiJson(req): ApiJson<RefreshReq
 }
 
 /// Signs a new pair and stores the refresh token's id (one per user, as the schema has it).
-async fn issue_tokens(state: &AppState, conn: &mut PgConnection, user: UserRow, now: NaiveDateTime) -> Result<AuthData> {
+async fn issue_tokens(
+    state: &AppState,
+    conn: &mut PgConnection,
+    user: UserRow,
+    now: NaiveDateTime,
+) -> Result<AuthData> {
     let pair = state.tokens.issue_pair(&user.email, &user.role)?;
     let expiry = state.clock.local_at(pair.refresh_exp);
     sqlx::query(

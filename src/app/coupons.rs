@@ -102,7 +102,14 @@ struct CouponRow {
 
 impl CouponRow {
     fn status(&self, now: NaiveDateTime) -> CouponStatus {
-        coupon_status(&self.use_status, self.start_at, self.end_at, self.total_quantity, self.issued_quantity, now)
+        coupon_status(
+            &self.use_status,
+            self.start_at,
+            self.end_at,
+            self.total_quantity,
+            self.issued_quantity,
+            now,
+        )
     }
 }
 
@@ -117,13 +124,22 @@ fn parse_list_query(params: &QueryParams) -> Result<ListQuery> {
     let mut errors = Vec::new();
     let search = params.get("search").unwrap_or_default();
     if search.trim().chars().count() > MAX_SEARCH_CHARS {
-        errors.push(FieldError::new("search", search.clone(), "검색어는 50자 이내여야 합니다."));
+        errors.push(FieldError::new(
+            "search",
+            search.clone(),
+            "검색어는 50자 이내여야 합니다.",
+        ));
     }
-    let filter = enum_param(params, "filterType", FilterType::parse, "ALL, READY, ISSUING, CLOSED")
-        .unwrap_or_else(|e| {
-            errors.push(e);
-            FilterType::All
-        });
+    let filter = enum_param(
+        params,
+        "filterType",
+        FilterType::parse,
+        "ALL, READY, ISSUING, CLOSED",
+    )
+    .unwrap_or_else(|e| {
+        errors.push(e);
+        FilterType::All
+    });
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -159,7 +175,10 @@ fn push_conditions(qb: &mut QueryBuilder<Postgres>, q: &ListQuery, now: NaiveDat
         // Byte-wise range on the text_pattern_ops index: a literal prefix, wildcards included.
         let upper = format!("{word}{}", char::MAX);
         qb.push(" and c.id in (select k.coupon_id from tb_coupon_keyword k where k.keyword ~>=~ ");
-        qb.push_bind(word.clone()).push(" and k.keyword ~<~ ").push_bind(upper).push(")");
+        qb.push_bind(word.clone())
+            .push(" and k.keyword ~<~ ")
+            .push_bind(upper)
+            .push(")");
     }
 }
 
@@ -170,7 +189,10 @@ fn push_conditions(qb: &mut QueryBuilder<Postgres>, q: &ListQuery, now: NaiveDat
         ("page" = Option<i32>, Query), ("size" = Option<i32>, Query), ("sort" = Option<String>, Query, description = "Accepted and ignored")),
     responses((status = 200, body = Envelope<Page<CouponSummary>>), (status = 400, body = ErrorBody, description = "C001")))]
 #[tracing::instrument(skip_all)]
-async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Result<Json<Envelope<Page<CouponSummary>>>> {
+async fn list_coupons(
+    State(state): State<AppState>,
+    params: QueryParams,
+) -> Result<Json<Envelope<Page<CouponSummary>>>> {
     let q = parse_list_query(&params)?;
     let now = state.clock.now();
     let mut count_qb = QueryBuilder::new("select count(*)");
@@ -208,7 +230,11 @@ async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Res
 pub fn parse_id(path: std::result::Result<Path<String>, PathRejection>) -> Result<i64> {
     let raw = path.map(|Path(p)| p).unwrap_or_default();
     raw.parse::<i64>().map_err(|_| {
-        ApiError::TypeMismatch(vec![FieldError::new("id", raw.clone(), "must be a 64-bit integer")])
+        ApiError::TypeMismatch(vec![FieldError::new(
+            "id",
+            raw.clone(),
+            "must be a 64-bit integer",
+        )])
     })
 }
 
@@ -217,7 +243,10 @@ pub fn parse_id(path: std::result::Result<Path<String>, PathRejection>) -> Resul
     responses((status = 200, body = Envelope<CouponDetail>), (status = 400, body = ErrorBody, description = "C002 id not an integer"),
         (status = 404, body = ErrorBody, description = "CP01 no such coupon, or disabled")))]
 #[tracing::instrument(skip_all)]
-async fn get_coupon(State(state): State<AppState>, path: std::result::Result<Path<String>, PathRejection>) -> Result<Json<Envelope<CouponDetail>>> {
+async fn get_coupon(
+    State(state): State<AppState>,
+    path: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<Envelope<CouponDetail>>> {
     let id = parse_id(path)?;
     let row: CouponRow = sqlx::query_as(
         "select id, brand, title, summary, description, total_quantity, issued_quantity, start_at, end_at, use_status

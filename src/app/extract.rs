@@ -36,15 +36,16 @@ where
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection: BytesRejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::Invalid(vec![FieldError::new("body", "", rejection.body_text())])
-                }
-            })?;
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::PayloadTooLarge
+                    } else {
+                        ApiError::Invalid(vec![FieldError::new("body", "", rejection.body_text())])
+                    }
+                })?;
         let value: T = parse_json(&bytes)?;
         let errors = value.validate();
         if errors.is_empty() {
@@ -84,7 +85,11 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 fn malformed(err: &serde_json::Error) -> ApiError {
-    ApiError::Invalid(vec![FieldError::new("body", "", format!("malformed JSON: {err}"))])
+    ApiError::Invalid(vec![FieldError::new(
+        "body",
+        "",
+        format!("malformed JSON: {err}"),
+    )])
 }
 
 /// Drops serde_json's " at line 1 column 12" suffix, which means nothing to a client.
@@ -103,7 +108,9 @@ impl QueryParams {
     pub fn parse(raw: &str) -> Self {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-            map.entry(key.into_owned()).or_default().push(value.into_owned());
+            map.entry(key.into_owned())
+                .or_default()
+                .push(value.into_owned());
         }
         QueryParams(map)
     }
@@ -143,7 +150,8 @@ pub fn enum_param<T: Default>(
     if trimmed.is_empty() {
         return Ok(T::default());
     }
-    parse(trimmed).ok_or_else(|| FieldError::new(name, raw.clone(), format!("must be one of {allowed}")))
+    parse(trimmed)
+        .ok_or_else(|| FieldError::new(name, raw.clone(), format!("must be one of {allowed}")))
 }
 
 /// The user behind a valid access token, loaded from the database on every request.
@@ -258,7 +266,10 @@ mod tests {
     fn json_content_type_check_allows_parameters() {
         let mut h = HeaderMap::new();
         assert!(!is_json(&h));
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json;charset=UTF-8"));
+        h.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json;charset=UTF-8"),
+        );
         assert!(is_json(&h));
         h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(!is_json(&h));

@@ -46,7 +46,11 @@ impl Validate for IssueRequest {
         (status = 404, body = ErrorBody, description = "CP01 no such coupon"),
         (status = 503, body = ErrorBody, description = "C010 database unavailable")))]
 #[tracing::instrument(skip_all, fields(user_id = user.id))]
-async fn issue_coupon(State(state): State<AppState>, user: AuthUser, ApiJson(req): ApiJson<IssueRequest>) -> Result<Json<Envelope<i64>>> {
+async fn issue_coupon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<IssueRequest>,
+) -> Result<Json<Envelope<i64>>> {
     let coupon_id = req.coupon_id.unwrap_or_default();
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
@@ -78,7 +82,12 @@ async fn issue_coupon(State(state): State<AppState>, user: AuthUser, ApiJson(req
 ///
 /// PostgreSQL re-checks the WHERE clause on the newest row version after waiting for the
 /// row lock, so concurrent requests never take more than the stock.
-async fn take_one(conn: &mut PgConnection, coupon_id: i64, user_id: i64, now: NaiveDateTime) -> Result<bool> {
+async fn take_one(
+    conn: &mut PgConnection,
+    coupon_id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<bool> {
     let updated = sqlx::query(
         "update tb_coupon
          set issued_quantity = issued_quantity + 1,
@@ -97,7 +106,12 @@ async fn take_one(conn: &mut PgConnection, coupon_id: i64, user_id: i64, now: Na
 }
 
 /// Explains a refusal in the contract's order: CP01, CP05, CP02, CP03, CP04.
-async fn refusal(conn: &mut PgConnection, coupon_id: i64, user_id: i64, now: NaiveDateTime) -> Result<ApiError> {
+async fn refusal(
+    conn: &mut PgConnection,
+    coupon_id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<ApiError> {
     let row: Option<(String, NaiveDateTime, NaiveDateTime, i32, i32, bool)> = sqlx::query_as(
         "select use_status, start_at, end_at, total_quantity, issued_quantity,
                 exists (select 1 from tb_issued_coupon where user_id = $2 and coupon_id = $1)
@@ -120,6 +134,8 @@ async fn refusal(conn: &mut PgConnection, coupon_id: i64, user_id: i64, now: Nai
         ApiError::SoldOut
     } else {
         // Every rule passes now: stock was returned between the update and this read.
-        ApiError::Internal(anyhow::anyhow!("coupon {coupon_id} refused without a reason"))
+        ApiError::Internal(anyhow::anyhow!(
+            "coupon {coupon_id} refused without a reason"
+        ))
     })
 }

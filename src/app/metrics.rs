@@ -49,15 +49,23 @@ pub struct AppMetrics {
 
 fn latency_histogram() -> Histogram {
     // 0.5 ms .. ~16 s, doubling.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16))
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.0005, 2.0, 16,
+    ))
 }
 
 impl AppMetrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("fastpick");
-        let http = Family::<HttpLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
-        registry.register("http_server_requests_seconds", "HTTP requests by method, route template and status", http.clone());
+        let http = Family::<HttpLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_server_requests_seconds",
+            "HTTP requests by method, route template and status",
+            http.clone(),
+        );
         let metrics = AppMetrics {
             http,
             db_connections: Family::default(),
@@ -75,13 +83,41 @@ impl AppMetrics {
 
     fn register_gauges(mut self) -> Self {
         let r = &mut self.registry;
-        r.register("db_pool_connections", "PostgreSQL pool connections by state", self.db_connections.clone());
-        r.register("db_pool_max_connections", "PostgreSQL pool size limit", self.db_max.clone());
-        r.register("redis_connected", "1 when the Redis pool is connected", self.redis_connected.clone());
-        r.register("process_cpu_seconds", "User and system CPU time", self.process_cpu.clone());
-        r.register("process_resident_memory_bytes", "Resident memory", self.process_rss.clone());
-        r.register("process_virtual_memory_bytes", "Virtual memory", self.process_vsz.clone());
-        r.register("process_open_fds", "Open file descriptors", self.process_fds.clone());
+        r.register(
+            "db_pool_connections",
+            "PostgreSQL pool connections by state",
+            self.db_connections.clone(),
+        );
+        r.register(
+            "db_pool_max_connections",
+            "PostgreSQL pool size limit",
+            self.db_max.clone(),
+        );
+        r.register(
+            "redis_connected",
+            "1 when the Redis pool is connected",
+            self.redis_connected.clone(),
+        );
+        r.register(
+            "process_cpu_seconds",
+            "User and system CPU time",
+            self.process_cpu.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory",
+            self.process_rss.clone(),
+        );
+        r.register(
+            "process_virtual_memory_bytes",
+            "Virtual memory",
+            self.process_vsz.clone(),
+        );
+        r.register(
+            "process_open_fds",
+            "Open file descriptors",
+            self.process_fds.clone(),
+        );
         r.register("process_threads", "Threads", self.process_threads.clone());
         self
     }
@@ -97,12 +133,21 @@ impl AppMetrics {
     }
 
     /// Refreshes the gauges and writes everything as OpenMetrics text.
-    pub fn render(&self, db: &PgPool, redis: &fred::clients::Pool) -> Result<String, std::fmt::Error> {
+    pub fn render(
+        &self,
+        db: &PgPool,
+        redis: &fred::clients::Pool,
+    ) -> Result<String, std::fmt::Error> {
         let size = i64::from(db.size());
         let idle = i64::try_from(db.num_idle()).unwrap_or(i64::MAX);
-        self.db_connections.get_or_create(&StateLabel { state: "idle" }).set(idle);
-        self.db_connections.get_or_create(&StateLabel { state: "active" }).set(size - idle);
-        self.db_max.set(i64::from(db.options().get_max_connections()));
+        self.db_connections
+            .get_or_create(&StateLabel { state: "idle" })
+            .set(idle);
+        self.db_connections
+            .get_or_create(&StateLabel { state: "active" })
+            .set(size - idle);
+        self.db_max
+            .set(i64::from(db.options().get_max_connections()));
         self.redis_connected.set(i64::from(redis.is_connected()));
         let p = procstat::read();
         self.process_cpu.set(p.cpu_seconds);

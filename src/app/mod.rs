@@ -44,7 +44,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .merge(openapi::router())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(cors_layer(cors_origins)?)
         .with_state(state);
     Ok(router)
@@ -54,13 +57,27 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
 fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
     let origins = origins
         .iter()
-        .map(|o| HeaderValue::from_str(o).with_context(|| format!("app.cors_allowed_origins: '{o}' is not a valid origin")))
+        .map(|o| {
+            HeaderValue::from_str(o)
+                .with_context(|| format!("app.cors_allowed_origins: '{o}' is not a valid origin"))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_credentials(true)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::CACHE_CONTROL])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::OPTIONS,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::CACHE_CONTROL,
+        ])
         .expose_headers([header::AUTHORIZATION])
         .max_age(Duration::from_secs(3600)))
 }
@@ -80,7 +97,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     Ok(AppState {
         db,
         redis,
-        tokens: Arc::new(TokenKeys::new(secret, settings.auth.access_token_ttl, settings.auth.refresh_token_ttl)),
+        tokens: Arc::new(TokenKeys::new(
+            secret,
+            settings.auth.access_token_ttl,
+            settings.auth.refresh_token_ttl,
+        )),
         clock: Clock::new(settings.app.timezone),
         metrics: Arc::new(AppMetrics::new()),
         bcrypt_cost: settings.auth.bcrypt_cost,

@@ -83,23 +83,32 @@ struct MyCouponRow {
     used_at: Option<NaiveDateTime>,
 }
 
-fn push_conditions(qb: &mut QueryBuilder<Postgres>, user_id: i64, filter: StatusFilter, search: &str, now: NaiveDateTime) {
+fn push_conditions(
+    qb: &mut QueryBuilder<Postgres>,
+    user_id: i64,
+    filter: StatusFilter,
+    search: &str,
+    now: NaiveDateTime,
+) {
     qb.push(" from tb_issued_coupon i join tb_coupon c on c.id = i.coupon_id where i.user_id = ");
     qb.push_bind(user_id);
     match filter {
         StatusFilter::All => {}
         StatusFilter::Available => {
-            qb.push(" and i.used_at is null and c.end_at > ").push_bind(now);
+            qb.push(" and i.used_at is null and c.end_at > ")
+                .push_bind(now);
         }
         StatusFilter::Used => {
             qb.push(" and i.used_at is not null");
         }
         StatusFilter::Expired => {
-            qb.push(" and i.used_at is null and c.end_at <= ").push_bind(now);
+            qb.push(" and i.used_at is null and c.end_at <= ")
+                .push_bind(now);
         }
     }
     if !search.is_empty() {
-        qb.push(" and c.title ilike ").push_bind(format!("%{}%", escape_like(search)));
+        qb.push(" and c.title ilike ")
+            .push_bind(format!("%{}%", escape_like(search)));
         qb.push(" escape '\\'");
     }
 }
@@ -112,9 +121,18 @@ fn push_conditions(qb: &mut QueryBuilder<Postgres>, user_id: i64, filter: Status
     responses((status = 200, body = Envelope<Page<MyCoupon>>), (status = 400, body = ErrorBody, description = "C001 bad status"),
         (status = 401, body = ErrorBody, description = "C003, A001, A002")))]
 #[tracing::instrument(skip_all, fields(user_id = user.id))]
-async fn list_my_coupons(State(state): State<AppState>, user: AuthUser, params: QueryParams) -> Result<Json<Envelope<Page<MyCoupon>>>> {
-    let filter = enum_param(&params, "status", StatusFilter::parse, "ALL, AVAILABLE, USED, EXPIRED")
-        .map_err(|e| ApiError::Invalid(vec![e]))?;
+async fn list_my_coupons(
+    State(state): State<AppState>,
+    user: AuthUser,
+    params: QueryParams,
+) -> Result<Json<Envelope<Page<MyCoupon>>>> {
+    let filter = enum_param(
+        &params,
+        "status",
+        StatusFilter::parse,
+        "ALL, AVAILABLE, USED, EXPIRED",
+    )
+    .map_err(|e| ApiError::Invalid(vec![e]))?;
     let search = params.get("search").unwrap_or_default();
     let search = search.trim();
     let page = PageRequest::from_query(&params);
@@ -129,7 +147,8 @@ async fn list_my_coupons(State(state): State<AppState>, user: AuthUser, params: 
         "select i.id, i.coupon_id, c.brand, c.title, c.summary, c.total_quantity, c.issued_quantity, c.end_at, i.used_at",
     );
     push_conditions(&mut qb, user.id, filter, search, now);
-    qb.push(" order by i.created_at desc, i.id desc limit ").push_bind(page.size);
+    qb.push(" order by i.created_at desc, i.id desc limit ")
+        .push_bind(page.size);
     qb.push(" offset ").push_bind(page.offset());
     let rows: Vec<MyCouponRow> = qb.build_query_as().fetch_all(&state.db).await?;
     let content = rows

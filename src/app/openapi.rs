@@ -31,9 +31,16 @@ impl Modify for Extras {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
-        let mut table = String::from("\n\nError codes (envelope `{status, code, message, errors}`):\n\n| status | code | message |\n|---|---|---|\n");
+        let mut table = String::from(
+            "\n\nError codes (envelope `{status, code, message, errors}`):\n\n| status | code | message |\n|---|---|---|\n",
+        );
         for (status, code, message) in CODES {
             table.push_str(&format!("| {status} | {code} | {message} |\n"));
         }

@@ -159,12 +159,18 @@ mod tests {
     fn totals_and_flags_follow_page_impl() {
         let r = req("page=0&size=10");
         let p = Page::new(vec![1, 2, 3], r, 3);
-        assert_eq!((p.total_elements, p.total_pages, p.last, p.first), (3, 1, true, true));
+        assert_eq!(
+            (p.total_elements, p.total_pages, p.last, p.first),
+            (3, 1, true, true)
+        );
         let r = req("page=1&size=2");
         let p = Page::new(vec![3, 4], r, 5);
         assert_eq!((p.total_pages, p.last, p.number_of_elements), (3, false, 2));
         let p: Page<i32> = Page::empty(req("page=5"));
-        assert_eq!((p.total_elements, p.total_pages, p.last, p.empty), (0, 0, true, true));
+        assert_eq!(
+            (p.total_elements, p.total_pages, p.last, p.empty),
+            (0, 0, true, true)
+        );
         // A stale count smaller than what was found is corrected from the content.
         let p = Page::new(vec![1, 2], req("page=1&size=10"), 3);
         assert_eq!(p.total_elements, 12);

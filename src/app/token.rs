@@ -75,7 +75,11 @@ impl TokenKeys {
         let refresh_exp = now + secs(self.refresh_ttl);
         let refresh_claims = claims(email, role, TokenKind::Refresh, now, refresh_exp);
         let refresh_jti = refresh_claims.jti.clone();
-        let refresh = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &refresh_claims, &self.encoding)?;
+        let refresh = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &refresh_claims,
+            &self.encoding,
+        )?;
         Ok(TokenPair {
             access,
             refresh,
@@ -84,19 +88,29 @@ impl TokenKeys {
         })
     }
 
-    fn sign(&self, email: &str, role: &str, kind: TokenKind, now: i64, ttl: Duration) -> anyhow::Result<String> {
+    fn sign(
+        &self,
+        email: &str,
+        role: &str,
+        kind: TokenKind,
+        now: i64,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
         let claims = claims(email, role, kind, now, now + secs(ttl));
-        Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )?)
     }
 
     /// Verifies signature, expiry and kind.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            })?;
         if data.claims.typ == kind {
             Ok(data.claims)
         } else {
@@ -139,12 +153,22 @@ mod tests {
     fn access_and_refresh_are_not_interchangeable() {
         let k = keys(SECRET);
         let pair = k.issue_pair("a@b.c", "USER").expect("issues");
-        let access = k.verify(&pair.access, TokenKind::Access).expect("access verifies");
+        let access = k
+            .verify(&pair.access, TokenKind::Access)
+            .expect("access verifies");
         assert_eq!(access.sub, "a@b.c");
         assert_eq!(access.auth, "ROLE_USER");
-        assert_eq!(k.verify(&pair.refresh, TokenKind::Access).unwrap_err(), TokenError::Invalid);
-        assert_eq!(k.verify(&pair.access, TokenKind::Refresh).unwrap_err(), TokenError::Invalid);
-        let refresh = k.verify(&pair.refresh, TokenKind::Refresh).expect("refresh verifies");
+        assert_eq!(
+            k.verify(&pair.refresh, TokenKind::Access).unwrap_err(),
+            TokenError::Invalid
+        );
+        assert_eq!(
+            k.verify(&pair.access, TokenKind::Refresh).unwrap_err(),
+            TokenError::Invalid
+        );
+        let refresh = k
+            .verify(&pair.refresh, TokenKind::Refresh)
+            .expect("refresh verifies");
         assert_eq!(refresh.jti, pair.refresh_jti);
     }
 
@@ -155,13 +179,26 @@ mod tests {
         let mut tampered = pair.access.clone();
         tampered.pop();
         tampered.push(if pair.access.ends_with('A') { 'B' } else { 'A' });
-        assert_eq!(k.verify(&tampered, TokenKind::Access).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            k.verify(&tampered, TokenKind::Access).unwrap_err(),
+            TokenError::Invalid
+        );
         let other = keys("another-secret-that-is-also-32-bytes-long");
-        assert_eq!(other.verify(&pair.access, TokenKind::Access).unwrap_err(), TokenError::Invalid);
-        assert_eq!(k.verify("not.a.jwt", TokenKind::Access).unwrap_err(), TokenError::Invalid);
+        assert_eq!(
+            other.verify(&pair.access, TokenKind::Access).unwrap_err(),
+            TokenError::Invalid
+        );
+        assert_eq!(
+            k.verify("not.a.jwt", TokenKind::Access).unwrap_err(),
+            TokenError::Invalid
+        );
         let now = chrono::Utc::now().timestamp();
         let old = claims("a@b.c", "USER", TokenKind::Access, now - 100, now - 10);
-        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &k.encoding).expect("encodes");
-        assert_eq!(k.verify(&expired, TokenKind::Access).unwrap_err(), TokenError::Expired);
+        let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &k.encoding)
+            .expect("encodes");
+        assert_eq!(
+            k.verify(&expired, TokenKind::Access).unwrap_err(),
+            TokenError::Expired
+        );
     }
 }

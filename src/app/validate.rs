@@ -15,7 +15,12 @@ impl Rules {
     }
 
     /// Requires a value with a non-whitespace character; returns it when present.
-    pub fn not_blank<'a>(&mut self, field: &str, value: &'a Option<String>, reason: &str) -> Option<&'a str> {
+    pub fn not_blank<'a>(
+        &mut self,
+        field: &str,
+        value: &'a Option<String>,
+        reason: &str,
+    ) -> Option<&'a str> {
         match value.as_deref() {
             Some(v) if !v.trim().is_empty() => Some(v),
             other => {
@@ -60,9 +65,14 @@ pub fn is_email(value: &str) -> bool {
         && !local.starts_with('.')
         && !local.ends_with('.')
         && !local.contains("..")
-        && local
-            .chars()
-            .all(|c| !c.is_whitespace() && !c.is_control() && !matches!(c, '@' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | ']' | '\\' | '"'));
+        && local.chars().all(|c| {
+            !c.is_whitespace()
+                && !c.is_control()
+                && !matches!(
+                    c,
+                    '@' | '(' | ')' | ',' | ':' | ';' | '<' | '>' | '[' | ']' | '\\' | '"'
+                )
+        });
     local_ok && (is_ip_literal(domain) || is_domain(domain))
 }
 
@@ -81,7 +91,12 @@ fn is_ip_literal(domain: &str) -> bool {
     domain
         .strip_prefix('[')
         .and_then(|d| d.strip_suffix(']'))
-        .is_some_and(|ip| ip.parse::<std::net::IpAddr>().is_ok() || ip.strip_prefix("IPv6:").is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()))
+        .is_some_and(|ip| {
+            ip.parse::<std::net::IpAddr>().is_ok()
+                || ip
+                    .strip_prefix("IPv6:")
+                    .is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok())
+        })
 }
 
 #[cfg(test)]
@@ -90,12 +105,30 @@ mod tests {
 
     #[test]
     fn email_rule_is_lenient_like_hibernate() {
-        for ok in ["a@b", "user@example.com", "first.last+tag@sub.example.co.kr", "홍길동@회사.한국", "x@[127.0.0.1]"] {
+        for ok in [
+            "a@b",
+            "user@example.com",
+            "first.last+tag@sub.example.co.kr",
+            "홍길동@회사.한국",
+            "x@[127.0.0.1]",
+        ] {
             assert!(is_email(ok), "{ok} should pass");
         }
         let long_local = format!("{}@b.c", "a".repeat(65));
         let long_label = format!("a@{}.com", "b".repeat(64));
-        for bad in ["", "plain", "@b.c", "a@", "a b@c.d", "a@b..c", "a@-b.c", ".a@b.c", "a@b@c", long_local.as_str(), long_label.as_str()] {
+        for bad in [
+            "",
+            "plain",
+            "@b.c",
+            "a@",
+            "a b@c.d",
+            "a@b..c",
+            "a@-b.c",
+            ".a@b.c",
+            "a@b@c",
+            long_local.as_str(),
+            long_label.as_str(),
+        ] {
             assert!(!is_email(bad), "{bad} should fail");
         }
     }

@@ -24,7 +24,11 @@ fn configured(keys: &[&str], has_config_file: bool) -> bool {
 }
 
 fn random_text(len: usize) -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
 }
 
 /// Runs the demo.
@@ -38,7 +42,11 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         settings.database.port = pg.port;
         settings.database.username = "postgres".into();
         settings.database.name = "fastpick".into();
-        println!("started a local PostgreSQL on 127.0.0.1:{} (data in {})", pg.port, pg.dir.display());
+        println!(
+            "started a local PostgreSQL on 127.0.0.1:{} (data in {})",
+            pg.port,
+            pg.dir.display()
+        );
         servers.push(pg);
     }
     if !configured(&REDIS_KEYS, has_file) {
@@ -59,7 +67,10 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to bind {}", args.listen))?;
     let state = crate::app::build_state(&settings).await?;
     seed_demo(&state, &settings, args.coupons).await?;
-    println!("FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)", args.listen);
+    println!(
+        "FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)",
+        args.listen
+    );
     let result = crate::app::serve(&settings, state, listener, crate::shutdown_signal()).await;
     for server in servers {
         server.stop();
@@ -67,20 +78,33 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn seed_demo(state: &crate::app::state::AppState, settings: &Settings, count: u32) -> anyhow::Result<()> {
-    let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon").fetch_one(&state.db).await?;
+async fn seed_demo(
+    state: &crate::app::state::AppState,
+    settings: &Settings,
+    count: u32,
+) -> anyhow::Result<()> {
+    let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon")
+        .fetch_one(&state.db)
+        .await?;
     if existing == 0 {
         let now = state.clock.now();
         let mut rng = rand::rng();
-        let coupons: Vec<_> = (0..count).rev().map(|offset| recipe_coupon(offset, now, &mut rng)).collect();
+        let coupons: Vec<_> = (0..count)
+            .rev()
+            .map(|offset| recipe_coupon(offset, now, &mut rng))
+            .collect();
         for chunk in coupons.chunks(1000) {
             insert_coupons(&state.db, chunk).await?;
         }
         println!("seeded {count} coupons with the original recipe");
     }
-    let creds_path = std::env::temp_dir().join(format!("fastpick-demo-{}.credentials", std::process::id()));
+    let creds_path =
+        std::env::temp_dir().join(format!("fastpick-demo-{}.credentials", std::process::id()));
     let mut lines = Vec::new();
-    for (email, name, role) in [("demo@fastpick.local", "데모", "USER"), ("admin@fastpick.local", "관리자", "ADMIN")] {
+    for (email, name, role) in [
+        ("demo@fastpick.local", "데모", "USER"),
+        ("admin@fastpick.local", "관리자", "ADMIN"),
+    ] {
         let password = random_text(16);
         let hash = crate::password::hash(password.clone(), settings.auth.bcrypt_cost).await?;
         let now = state.clock.now();
@@ -107,6 +131,9 @@ async fn seed_demo(state: &crate::app::state::AppState, settings: &Settings, cou
     for line in lines {
         file.write_all(line.as_bytes())?;
     }
-    println!("demo users (role, e-mail, password) are in {} (mode 0600)", creds_path.display());
+    println!(
+        "demo users (role, e-mail, password) are in {} (mode 0600)",
+        creds_path.display()
+    );
     Ok(())
 }

@@ -22,10 +22,14 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
     let stdin = std::io::stdin();
     let text = if from_stdin || !stdin.is_terminal() {
         let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("failed to read the password from stdin")?;
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .context("failed to read the password from stdin")?;
         line.trim_end_matches(['\r', '\n']).to_owned()
     } else {
-        let first = rpassword::prompt_password("password: ").context("failed to read the password")?;
+        let first =
+            rpassword::prompt_password("password: ").context("failed to read the password")?;
         let again = rpassword::prompt_password("again: ").context("failed to read the password")?;
         if first != again {
             bail!("the two passwords differ");
@@ -37,7 +41,10 @@ fn read_password(from_stdin: bool) -> anyhow::Result<SecretString> {
 
 async fn create(settings: &Settings, args: UserCreateArgs) -> anyhow::Result<()> {
     if !is_email(&args.email) || args.email.chars().count() > 100 {
-        bail!("--email '{}' is not a valid e-mail address of at most 100 characters", args.email);
+        bail!(
+            "--email '{}' is not a valid e-mail address of at most 100 characters",
+            args.email
+        );
     }
     if args.name.trim().is_empty() || args.name.chars().count() > 50 {
         bail!("--name must have 1 to 50 characters");

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fred::prelude::{Builder, ClientLike, Config as RedisClientConfig, ReconnectPolicy, ServerConfig};
+use fred::prelude::{
+    Builder, ClientLike, Config as RedisClientConfig, ReconnectPolicy, ServerConfig,
+};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -56,7 +58,10 @@ pub async fn run_migrations(pool: &PgPool) -> anyhow::Result<()> {
 ///
 /// Waits up to `wait` for the first connection; Redis being down is not fatal here, since
 /// health reports it and callers fall back.
-pub async fn connect_redis(cfg: &RedisConfig, wait: Duration) -> anyhow::Result<fred::clients::Pool> {
+pub async fn connect_redis(
+    cfg: &RedisConfig,
+    wait: Duration,
+) -> anyhow::Result<fred::clients::Pool> {
     let mut client_config = RedisClientConfig {
         server: ServerConfig::new_centralized(&cfg.host, cfg.port),
         ..Default::default()
@@ -74,7 +79,10 @@ pub async fn connect_redis(cfg: &RedisConfig, wait: Duration) -> anyhow::Result<
         .build_pool(cfg.pool_size)
         .context("invalid redis configuration")?;
     pool.connect();
-    if tokio::time::timeout(wait, pool.wait_for_connect()).await.is_err() {
+    if tokio::time::timeout(wait, pool.wait_for_connect())
+        .await
+        .is_err()
+    {
         tracing::warn!(host = %cfg.host, port = cfg.port, "redis is not reachable yet; retrying in the background");
     }
     Ok(pool)

@@ -48,7 +48,9 @@ pub fn serialize<S: Serializer>(value: &NaiveDateTime, s: S) -> Result<S::Ok, S:
 }
 
 /// Serde `deserialize_with` for an optional wire date-time; a bad text is a type error.
-pub fn deserialize_opt<'de, D: Deserializer<'de>>(de: D) -> Result<Option<NaiveDateTime>, D::Error> {
+pub fn deserialize_opt<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<NaiveDateTime>, D::Error> {
     let text: Option<String> = Option::deserialize(de)?;
     match text {
         None => Ok(None),
@@ -85,6 +87,9 @@ mod tests {
         let seoul = Clock::new(chrono_tz::Asia::Seoul).now();
         let utc = Clock::new(chrono_tz::UTC).now();
         let diff = (seoul - utc).num_minutes();
-        assert!((539..=541).contains(&diff), "Seoul is UTC+9, got {diff} minutes");
+        assert!(
+            (539..=541).contains(&diff),
+            "Seoul is UTC+9, got {diff} minutes"
+        );
     }
 }

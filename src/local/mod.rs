@@ -94,7 +94,7 @@ fn postgres_bin_dirs() -> Vec<PathBuf> {
             Some((version, e.path().join("bin")))
         })
         .collect();
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
     dirs.into_iter().map(|(_, d)| d).collect()
 }
 
@@ -110,10 +110,16 @@ fn postgres_user() -> anyhow::Result<(u32, u32)> {
 }
 
 /// Runs `sh -c script` with our pipe on its stdin, as `ids` when given.
-fn spawn_supervised(script: &str, args: &[&str], ids: Option<(u32, u32)>) -> anyhow::Result<(Child, ChildStdin)> {
+fn spawn_supervised(
+    script: &str,
+    args: &[&str],
+    ids: Option<(u32, u32)>,
+) -> anyhow::Result<(Child, ChildStdin)> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(script).arg("sh").args(args);
-    cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     // Its own process group: a Ctrl-C in the terminal reaches us, and we stop it in order.
     cmd.process_group(0);
     if let Some((uid, gid)) = ids {
@@ -125,22 +131,36 @@ fn spawn_supervised(script: &str, args: &[&str], ids: Option<(u32, u32)>) -> any
 }
 
 /// The part of each supervisor script that waits for our pipe to close, then cleans up.
-const SUPERVISE: &str = r#"pid=$!; read -r _ || true; kill -INT "$pid" 2>/dev/null; wait "$pid"; rm -rf "$DIR""#;
+const SUPERVISE: &str =
+    r#"pid=$!; read -r _ || true; kill -INT "$pid" 2>/dev/null; wait "$pid"; rm -rf "$DIR""#;
 
 /// Starts PostgreSQL (trust auth, user `postgres`) in a new temp dir on a free port.
 pub fn start_postgres() -> anyhow::Result<Supervised> {
     let bins = postgres_bin_dirs();
-    let initdb = find_program("initdb", &bins).context("initdb not found: apt-get install postgresql")?;
+    let initdb =
+        find_program("initdb", &bins).context("initdb not found: apt-get install postgresql")?;
     let bin = initdb.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = fresh_dir("pg")?;
     // SAFETY: geteuid has no preconditions.
-    let ids = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+    let ids = if unsafe { libc::geteuid() } == 0 {
+        Some(postgres_user()?)
+    } else {
+        None
+    };
     if let Some((uid, gid)) = ids {
         chown(&dir, Some(uid), Some(gid)).context("failed to hand the temp dir to postgres")?;
     }
     let data = dir.join("data");
     let mut init = Command::new(&initdb);
-    init.args(["-D"]).arg(&data).args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
+    init.args(["-D"]).arg(&data).args([
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+    ]);
     init.stdout(Stdio::null()).stderr(Stdio::piped());
     if let Some((uid, gid)) = ids {
         init.uid(uid).gid(gid);
@@ -153,13 +173,31 @@ pub fn start_postgres() -> anyhow::Result<Supervised> {
     let script = format!(
         r#"DIR="$4"; "$1/postgres" -D "$2" -p "$3" -k "$4" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB >"$4/server.log" 2>&1 & {SUPERVISE}"#
     );
-    let args = [bin.to_str().unwrap_or(""), data.to_str().unwrap_or(""), &port.to_string(), dir.to_str().unwrap_or("")];
+    let args = [
+        bin.to_str().unwrap_or(""),
+        data.to_str().unwrap_or(""),
+        &port.to_string(),
+        dir.to_str().unwrap_or(""),
+    ];
     let (child, stdin) = spawn_supervised(&script, &args, ids)?;
-    let server = Supervised { child, stdin: Some(stdin), dir, port };
+    let server = Supervised {
+        child,
+        stdin: Some(stdin),
+        dir,
+        port,
+    };
     let isready = bin.join("pg_isready");
     wait_until(&server, || {
         Command::new(&isready)
-            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+            .args([
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "postgres",
+            ])
             .status()
             .is_ok_and(|s| s.success())
     })?;
@@ -173,14 +211,24 @@ pub fn start_redis() -> anyhow::Result<Supervised> {
 
 /// Starts a Redis server on a given port (to restart one where clients expect it).
 pub fn start_redis_on(port: u16) -> anyhow::Result<Supervised> {
-    let redis = find_program("redis-server", &[]).context("redis-server not found: apt-get install redis-server")?;
+    let redis = find_program("redis-server", &[])
+        .context("redis-server not found: apt-get install redis-server")?;
     let dir = fresh_dir("redis")?;
     let script = format!(
         r#"DIR="$3"; "$1" --port "$2" --bind 127.0.0.1 --save "" --appendonly no --dir "$3" >"$3/server.log" 2>&1 & {SUPERVISE}"#
     );
-    let args = [redis.to_str().unwrap_or(""), &port.to_string(), dir.to_str().unwrap_or("")];
+    let args = [
+        redis.to_str().unwrap_or(""),
+        &port.to_string(),
+        dir.to_str().unwrap_or(""),
+    ];
     let (child, stdin) = spawn_supervised(&script, &args, None)?;
-    let server = Supervised { child, stdin: Some(stdin), dir, port };
+    let server = Supervised {
+        child,
+        stdin: Some(stdin),
+        dir,
+        port,
+    };
     wait_until(&server, || redis_ping(port))?;
     Ok(server)
 }
@@ -207,7 +255,11 @@ fn wait_until(server: &Supervised, ready: impl Fn() -> bool) -> anyhow::Result<(
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    bail!("server on port {} did not become ready: {}", server.port, server.log())
+    bail!(
+        "server on port {} did not become ready: {}",
+        server.port,
+        server.log()
+    )
 }
 
 /// Creates a database on a local server (idempotent only in the sense of failing clearly).
@@ -218,7 +270,9 @@ pub async fn create_database(port: u16, name: &str) -> anyhow::Result<()> {
         .port(port)
         .username("postgres")
         .database("postgres");
-    let mut conn = sqlx::PgConnection::connect_with(&options).await.context("failed to connect to local postgres")?;
+    let mut conn = sqlx::PgConnection::connect_with(&options)
+        .await
+        .context("failed to connect to local postgres")?;
     let quoted = name.replace('"', "\"\"");
     sqlx::query(sqlx::AssertSqlSafe(format!("create database \"{quoted}\"")))
         .execute(&mut conn)

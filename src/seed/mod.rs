@@ -9,7 +9,15 @@ use sqlx::PgPool;
 
 use crate::domain::extract_keywords;
 
-const BRANDS: [&str; 7] = ["HOKA", "NIKE", "A.P.C.", "KITSUNE", "SOTO", "NEW BALANCE", "PATAGONIA"];
+const BRANDS: [&str; 7] = [
+    "HOKA",
+    "NIKE",
+    "A.P.C.",
+    "KITSUNE",
+    "SOTO",
+    "NEW BALANCE",
+    "PATAGONIA",
+];
 const MODIFIERS: [&str; 5] = ["[단독]", "[OFF]", "[NEW]", "[LAST]", "[29CM]"];
 const ITEMS: [&str; 5] = ["스니커즈", "티셔츠", "백팩", "재킷", "팬츠"];
 
@@ -115,7 +123,13 @@ mod tests {
                 "NEW BALANCE" => 4,
                 _ => 3,
             };
-            assert_eq!(c.keywords.len(), expected, "{} -> {:?}", c.title, c.keywords);
+            assert_eq!(
+                c.keywords.len(),
+                expected,
+                "{} -> {:?}",
+                c.title,
+                c.keywords
+            );
         }
     }
 }

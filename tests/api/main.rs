@@ -1,1 +1,10 @@
+//! API tests against real PostgreSQL and Redis servers; one binary so it compiles once.
 
+mod actuator;
+mod admin;
+mod auth;
+mod cli;
+mod coupons;
+mod helpers;
+mod issues;
+mod my_coupons;

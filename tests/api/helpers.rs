@@ -1,0 +1,329 @@
+//! The test harness: one real PostgreSQL per test binary (a fresh database per test), one real
+//! Redis per test, and the app served on a free loopback port.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use fastpick::app::token::{Claims, TokenKeys};
+use fastpick::config::Settings;
+use fastpick::domain::Clock;
+use fastpick::local::{self, Supervised};
+use rand::Rng;
+use reqwest::{Client, Method, Response};
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::PgPool;
+use tokio::sync::OnceCell;
+
+pub const SECRET: &str = "integration-test-secret-that-is-long-enough-0123";
+
+static POSTGRES: OnceCell<Supervised> = OnceCell::const_new();
+
+/// Returns the shared PostgreSQL server, starting it on first use.
+pub async fn postgres() -> &'static Supervised {
+    POSTGRES
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(local::start_postgres)
+                .await
+                .expect("postgres start task")
+                .expect("postgres starts")
+        })
+        .await
+}
+
+/// A running app with its own database and Redis.
+pub struct TestApp {
+    pub base: String,
+    pub db: PgPool,
+    pub client: Client,
+    pub tokens: TokenKeys,
+    pub clock: Clock,
+    pub redis: Option<Supervised>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings pointing at a database and a Redis on loopback, with a fast bcrypt cost.
+pub fn test_settings(pg_port: u16, db_name: &str, redis_port: u16) -> Settings {
+    let mut s = Settings::default();
+    s.app.listen = "127.0.0.1:0".parse().expect("addr");
+    s.database.host = "127.0.0.1".into();
+    s.database.port = pg_port;
+    s.database.name = db_name.into();
+    s.database.username = "postgres".into();
+    s.database.max_connections = 30;
+    s.redis.host = "127.0.0.1".into();
+    s.redis.port = redis_port;
+    s.auth.secret_key = Some(SecretString::from(SECRET.to_owned()));
+    s.auth.bcrypt_cost = 4;
+    s
+}
+
+/// Makes a fresh, empty database on the shared server and returns its name.
+pub async fn fresh_database() -> (u16, String) {
+    let pg = postgres().await;
+    let name = format!("t_{:016x}", rand::rng().random::<u64>());
+    local::create_database(pg.port, &name)
+        .await
+        .expect("create database");
+    (pg.port, name)
+}
+
+/// Starts an app on a fresh database and its own Redis.
+pub async fn spawn_app() -> TestApp {
+    let (pg_port, name) = fresh_database().await;
+    let redis = tokio::task::spawn_blocking(local::start_redis)
+        .await
+        .expect("redis start task")
+        .expect("redis starts");
+    let settings = test_settings(pg_port, &name, redis.port);
+    spawn_with(settings, Some(redis)).await
+}
+
+/// Starts an app with the given settings.
+pub async fn spawn_with(settings: Settings, redis: Option<Supervised>) -> TestApp {
+    let state = fastpick::app::build_state(&settings)
+        .await
+        .expect("app state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let db = state.db.clone();
+    let serve_settings = settings.clone();
+    let server = tokio::spawn(async move {
+        fastpick::app::serve(&serve_settings, state, listener, async {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let secret = SecretString::from(SECRET.to_owned());
+    TestApp {
+        base,
+        db,
+        client: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client"),
+        tokens: TokenKeys::new(
+            &secret,
+            settings.auth.access_token_ttl,
+            settings.auth.refresh_token_ttl,
+        ),
+        clock: Clock::new(settings.app.timezone),
+        redis,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A response read whole: status and JSON body (Null when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    async fn read(resp: Response) -> Reply {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The error code, for error envelopes.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// Asserts an error envelope with this status and code, and returns its errors list.
+    pub fn assert_error(&self, status: u16, code: &str) -> Vec<Value> {
+        assert_eq!(self.status, status, "status of {:?}", self.body);
+        assert_eq!(self.code(), code, "code of {:?}", self.body);
+        assert_eq!(
+            self.body["status"], status,
+            "envelope status of {:?}",
+            self.body
+        );
+        assert!(
+            self.body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "message of {:?}",
+            self.body
+        );
+        self.body["errors"]
+            .as_array()
+            .cloned()
+            .expect("errors array")
+    }
+
+    /// Asserts the success envelope and returns `data`.
+    pub fn data(&self) -> &Value {
+        assert_eq!(self.status, 200, "status of {:?}", self.body);
+        assert_eq!(self.body["code"], "S000");
+        assert_eq!(self.body["message"], "Success");
+        &self.body["data"]
+    }
+}
+
+impl TestApp {
+    /// Sends a request with an optional bearer token and optional JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        json: Option<&Value>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(j) = json {
+            req = req.json(j);
+        }
+        Reply::read(req.send().await.expect("request sent")).await
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: &str,
+    ) -> Reply {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        Reply::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.send(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, json: Value) -> Reply {
+        self.send(Method::POST, path, token, Some(&json)).await
+    }
+
+    /// Inserts a user directly and returns (id, access token).
+    pub async fn user(&self, email: &str, role: &str) -> (i64, String) {
+        let hash = fastpick::password::hash_blocking("password123", 4).expect("hash");
+        let id: i64 = sqlx::query_scalar(
+            "insert into tb_user (created_at, updated_at, email, password, name, role)
+             values (now(), now(), $1, $2, 'tester', $3) returning id",
+        )
+        .bind(email)
+        .bind(hash)
+        .bind(role)
+        .fetch_one(&self.db)
+        .await
+        .expect("insert user");
+        let pair = self.tokens.issue_pair(email, role).expect("tokens");
+        (id, pair.access)
+    }
+
+    /// Inserts `n` users and returns their access tokens.
+    pub async fn users(&self, n: usize) -> Vec<String> {
+        let mut tokens = Vec::with_capacity(n);
+        for i in 0..n {
+            tokens.push(self.user(&format!("racer{i}@test.kr"), "USER").await.1);
+        }
+        tokens
+    }
+
+    /// The app's "now".
+    pub fn now(&self) -> NaiveDateTime {
+        self.clock.now()
+    }
+
+    /// Inserts a coupon directly (with keywords from brand and title) and returns its id.
+    pub async fn coupon(&self, c: CouponSpec<'_>) -> i64 {
+        let now = self.now();
+        let id: i64 = sqlx::query_scalar(
+            "insert into tb_coupon (created_at, updated_at, brand, title, summary, description, total_quantity,
+                 issued_quantity, limit_per_user, is_sold_out, start_at, end_at, use_status)
+             values ($1, $1, $2, $3, 'summary', 'description', $4, $5, 1, false, $6, $7, $8) returning id",
+        )
+        .bind(now)
+        .bind(c.brand)
+        .bind(c.title)
+        .bind(c.total)
+        .bind(c.issued)
+        .bind(now + chrono::Duration::hours(c.start_h))
+        .bind(now + chrono::Duration::hours(c.end_h))
+        .bind(c.use_status)
+        .fetch_one(&self.db)
+        .await
+        .expect("insert coupon");
+        let keywords = fastpick::domain::extract_keywords(c.brand, c.title);
+        sqlx::query("insert into tb_coupon_keyword (created_at, coupon_id, keyword) select now(), $1, unnest($2::text[])")
+            .bind(id)
+            .bind(&keywords)
+            .execute(&self.db)
+            .await
+            .expect("insert keywords");
+        id
+    }
+
+    /// Signs arbitrary claims with the app's secret (for expired or odd tokens).
+    pub fn sign(&self, claims: &Claims) -> String {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .expect("sign")
+    }
+
+    /// Stops the server gracefully and returns what serve() returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A coupon to insert; hours are relative to now.
+#[derive(Debug, Clone, Copy)]
+pub struct CouponSpec<'a> {
+    pub brand: &'a str,
+    pub title: &'a str,
+    pub total: i32,
+    pub issued: i32,
+    pub start_h: i64,
+    pub end_h: i64,
+    pub use_status: &'a str,
+}
+
+impl Default for CouponSpec<'_> {
+    fn default() -> Self {
+        CouponSpec {
+            brand: "NIKE",
+            title: "[단독] NIKE 스니커즈",
+            total: 100,
+            issued: 0,
+            start_h: -1,
+            end_h: 24,
+            use_status: "AVAILABLE",
+        }
+    }
+}

@@ -13,7 +13,7 @@ use crate::app::extract::{ApiJson, Validate};
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::app::token::{TokenError, TokenKind};
-use crate::app::validate::{Rules, is_email};
+use crate::app::validate::{NUL_REASON, Rules, is_email};
 use crate::password;
 
 /// Routes of this resource.
@@ -82,6 +82,7 @@ impl Validate for SignupRequest {
         let mut rules = Rules::new();
         check_email(&mut rules, &self.email);
         match self.password.as_deref() {
+            Some(p) if p.contains('\0') => rules.fail_secret("password", NUL_REASON),
             Some(p) if !p.trim().is_empty() => {
                 if p.encode_utf16().count() < 8 {
                     rules.fail_secret("password", "비밀번호는 최소 8자 이상이어야 합니다.");

@@ -14,6 +14,7 @@ use crate::app::extract::{QueryParams, enum_param};
 use crate::app::page::{Page, PageRequest};
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
+use crate::app::validate::NUL_REASON;
 use crate::domain::{CouponStatus, coupon_status, search_words};
 
 /// Longest search input accepted, in characters after trimming.
@@ -129,6 +130,8 @@ fn parse_list_query(params: &QueryParams) -> Result<ListQuery> {
             search.clone(),
             "검색어는 50자 이내여야 합니다.",
         ));
+    } else if search.contains('\0') {
+        errors.push(FieldError::new("search", "", NUL_REASON));
     }
     let filter = enum_param(
         params,

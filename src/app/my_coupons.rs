@@ -8,11 +8,12 @@ use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
-use crate::app::error::{ApiError, ErrorBody, Result};
+use crate::app::error::{ApiError, ErrorBody, FieldError, Result};
 use crate::app::extract::{AuthUser, QueryParams, enum_param};
 use crate::app::page::{Page, PageRequest};
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
+use crate::app::validate::NUL_REASON;
 use crate::domain::keywords::escape_like;
 
 /// Routes of this resource.
@@ -134,6 +135,11 @@ async fn list_my_coupons(
     )
     .map_err(|e| ApiError::Invalid(vec![e]))?;
     let search = params.get("search").unwrap_or_default();
+    if search.contains('\0') {
+        return Err(ApiError::Invalid(vec![FieldError::new(
+            "search", "", NUL_REASON,
+        )]));
+    }
     let search = search.trim();
     let page = PageRequest::from_query(&params);
     let now = state.clock.now();

@@ -2,6 +2,9 @@
 
 use crate::app::error::FieldError;
 
+/// Why a text holding a NUL character is refused (PostgreSQL cannot store it).
+pub const NUL_REASON: &str = "허용되지 않는 문자(NUL)가 포함되어 있습니다.";
+
 /// Collects field errors for one request body.
 #[derive(Debug, Default)]
 pub struct Rules {
@@ -14,7 +17,7 @@ impl Rules {
         Self::default()
     }
 
-    /// Requires a value with a non-whitespace character; returns it when present.
+    /// Requires a value with a non-whitespace character and no NUL; returns it when valid.
     pub fn not_blank<'a>(
         &mut self,
         field: &str,
@@ -22,6 +25,10 @@ impl Rules {
         reason: &str,
     ) -> Option<&'a str> {
         match value.as_deref() {
+            Some(v) if v.contains('\0') => {
+                self.fail_secret(field, NUL_REASON);
+                None
+            }
             Some(v) if !v.trim().is_empty() => Some(v),
             other => {
                 self.fail(field, other.unwrap_or(""), reason);
@@ -139,9 +146,10 @@ mod tests {
         assert_eq!(rules.not_blank("a", &Some("x".into()), "r"), Some("x"));
         assert_eq!(rules.not_blank("b", &Some("  ".into()), "r"), None);
         assert_eq!(rules.not_blank("c", &None, "r"), None);
+        assert_eq!(rules.not_blank("n", &Some("a\0b".into()), "r"), None);
         rules.max_chars("d", Some("가나다"), 2);
         rules.max_chars("e", Some("가나"), 2);
         let fields: Vec<String> = rules.finish().into_iter().map(|e| e.field).collect();
-        assert_eq!(fields, vec!["b", "c", "d"]);
+        assert_eq!(fields, vec!["b", "c", "n", "d"]);
     }
 }

@@ -64,6 +64,7 @@ async fn invalid_coupons_are_rejected_with_the_field_named() {
         ),
         (with("endAt", json!("2026-01-01T00:00:00")), "endAt"),
         (with("startAt", json!(null)), "startAt"),
+        (with("description", json!("nul\u{0}")), "description"),
     ];
     for (b, field) in c001 {
         let errors = app

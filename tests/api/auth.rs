@@ -60,6 +60,10 @@ async fn signup_rejects_bad_fields_with_c001_and_never_echoes_the_password() {
             json!({"email": "a@b.c", "password": "password123", "name": "n".repeat(51)}),
             vec!["name"],
         ),
+        (
+            json!({"email": "a@b.c", "password": "pass\u{0}word123", "name": "a\u{0}b"}),
+            vec!["password", "name"],
+        ),
     ];
     for (body, fields) in cases {
         let r = app.post("/api/v1/auth/signup", None, body.clone()).await;

@@ -140,6 +140,9 @@ async fn bad_search_and_filter_are_400_c001_reported_together() {
     app.get("/api/v1/coupons?filterType=issuing", None)
         .await
         .assert_error(400, "C001");
+    app.get("/api/v1/coupons?search=a%00b", None)
+        .await
+        .assert_error(400, "C001");
 }
 
 #[tokio::test]

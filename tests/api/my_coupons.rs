@@ -94,4 +94,7 @@ async fn my_coupons_are_newest_first_with_status_filters_and_title_search() {
     app.get("/api/v1/my/coupons?status=GONE", Some(&token))
         .await
         .assert_error(400, "C001");
+    app.get("/api/v1/my/coupons?search=%00", Some(&token))
+        .await
+        .assert_error(400, "C001");
 }

@@ -7,7 +7,7 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber; RUST_LOG, when set, wins over the configured level.
 pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&log.level))
+        .or_else(|_| EnvFilter::try_new(quiet_notices(&log.level)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -17,4 +17,14 @@ pub fn init(log: &LogConfig) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// PostgreSQL NOTICEs ("constraint ... does not exist, skipping" during migrations) arrive
+/// at INFO; keep them out unless the filter asks for sqlx explicitly.
+fn quiet_notices(level: &str) -> String {
+    if level.contains("sqlx") {
+        level.to_owned()
+    } else {
+        format!("{level},sqlx::postgres::notice=warn")
+    }
 }

@@ -66,23 +66,25 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to bind {}", args.listen))?;
     let state = crate::app::build_state(&settings).await?;
-    seed_demo(&state, &settings, args.coupons).await?;
+    let creds_path = seed_demo(&state, &settings, args.coupons).await?;
     println!(
         "FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)",
         args.listen
     );
     let result = crate::app::serve(&settings, state, listener, crate::shutdown_signal()).await;
+    std::fs::remove_file(&creds_path).ok();
     for server in servers {
         server.stop();
     }
     result
 }
 
+/// Seeds coupons (once) and the two demo users; returns the credentials file's path.
 async fn seed_demo(
     state: &crate::app::state::AppState,
     settings: &Settings,
     count: u32,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<std::path::PathBuf> {
     let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon")
         .fetch_one(&state.db)
         .await?;
@@ -132,8 +134,8 @@ async fn seed_demo(
         file.write_all(line.as_bytes())?;
     }
     println!(
-        "demo users (role, e-mail, password) are in {} (mode 0600)",
+        "demo users (role, e-mail, password) are in {} (mode 0600, removed on exit)",
         creds_path.display()
     );
-    Ok(())
+    Ok(creds_path)
 }

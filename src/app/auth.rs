@@ -12,7 +12,7 @@ use crate::app::error::{ApiError, Result};
 use crate::app::extract::{ApiJson, Validate};
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
-use crate::app::token::{TokenError, TokenKind};
+use crate::app::token::TokenKind;
 use crate::app::validate::{NUL_REASON, Rules, is_email};
 use crate::password;
 
@@ -219,13 +219,7 @@ async fn refresh(
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> Result<Json<Envelope<AuthData>>> {
     let token = req.refresh_token.unwrap_or_default();
-    let claims = state
-        .tokens
-        .verify(&token, TokenKind::Refresh)
-        .map_err(|e| match e {
-            TokenError::Expired => ApiError::ExpiredToken,
-            TokenError::Invalid => ApiError::InvalidToken,
-        })?;
+    let claims = state.tokens.verify(&token, TokenKind::Refresh)?;
     let now = state.clock.now();
     let mut tx = state.db.begin().await?;
     // Locks the user's stored token: of two concurrent refreshes with one token, one wins.

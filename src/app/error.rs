@@ -196,11 +196,32 @@ fn lookup(code: &str) -> (u16, &'static str) {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            ApiError::Unavailable(err)
+        } else {
+            ApiError::Sqlx(err)
+        }
+    }
+}
+
+/// Tells whether the database could not be reached or went away (retry later), as opposed
+/// to a failed statement: pool timeouts, I/O errors, and SQLSTATE classes 08 (connection
+/// exception) and 57 (operator intervention, e.g. a server shutting down).
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57")),
+        _ => false,
+    }
+}
+
+impl From<crate::app::token::TokenError> for ApiError {
+    fn from(err: crate::app::token::TokenError) -> Self {
         match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                ApiError::Unavailable(err)
-            }
-            other => ApiError::Sqlx(other),
+            crate::app::token::TokenError::Expired => ApiError::ExpiredToken,
+            crate::app::token::TokenError::Invalid => ApiError::InvalidToken,
         }
     }
 }

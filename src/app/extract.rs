@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::app::error::{ApiError, FieldError};
 use crate::app::state::AppState;
-use crate::app::token::{TokenError, TokenKind};
+use crate::app::token::TokenKind;
 
 /// A request body type that checks its own rules after parsing.
 pub trait Validate {
@@ -190,13 +190,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        let claims = state
-            .tokens
-            .verify(token, TokenKind::Access)
-            .map_err(|e| match e {
-                TokenError::Expired => ApiError::ExpiredToken,
-                TokenError::Invalid => ApiError::InvalidToken,
-            })?;
+        let claims = state.tokens.verify(token, TokenKind::Access)?;
         let row: Option<(i64, String, String, String)> =
             sqlx::query_as("select id, email, name, role from tb_user where email = $1")
                 .bind(&claims.sub)

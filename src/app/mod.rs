@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
+use fred::prelude::ClientLike;
 use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -136,7 +137,6 @@ pub async fn serve(
         () = drained => tracing::warn!(?grace, "in-flight requests did not finish in time"),
     }
     state.db.close().await;
-    use fred::prelude::ClientLike;
     let _ = state.redis.quit().await;
     tracing::info!("app role stopped");
     Ok(())

@@ -96,6 +96,34 @@ fn shipped_config_files_parse() {
     }
 }
 
+/// Runs `user create` for root@test.kr with extra flags, the password on stdin.
+fn user_create(pg_port: u16, db: &str, extra: &[&str], password: &str) -> std::process::Output {
+    let mut cmd = fastpick();
+    with_db(&mut cmd, pg_port, db);
+    let mut child = cmd
+        .args([
+            "user",
+            "create",
+            "--email",
+            "root@test.kr",
+            "--name",
+            "root",
+            "--password-stdin",
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write");
+    drop(stdin);
+    child.wait_with_output().expect("waits")
+}
+
 #[tokio::test]
 async fn migrate_then_user_create_makes_an_admin_without_echoing_the_password() {
     let (port, db) = fresh_database().await;
@@ -107,31 +135,7 @@ async fn migrate_then_user_create_makes_an_admin_without_echoing_the_password() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut create = fastpick();
-    with_db(&mut create, port, &db);
-    let mut child = create
-        .args([
-            "user",
-            "create",
-            "--email",
-            "root@test.kr",
-            "--name",
-            "root",
-            "--admin",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawns");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"correct-horse-battery\n")
-        .expect("write");
-    let out = child.wait_with_output().expect("waits");
+    let out = user_create(port, &db, &["--admin"], "correct-horse-battery");
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -151,30 +155,7 @@ async fn migrate_then_user_create_makes_an_admin_without_echoing_the_password() 
             .expect("user");
     assert_eq!(role, "ADMIN");
     assert!(bcrypt::verify("correct-horse-battery", &hash).expect("valid hash"));
-    let mut again = fastpick();
-    with_db(&mut again, port, &db);
-    let mut child = again
-        .args([
-            "user",
-            "create",
-            "--email",
-            "root@test.kr",
-            "--name",
-            "root",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawns");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"another-password\n")
-        .expect("write");
-    let out = child.wait_with_output().expect("waits");
+    let out = user_create(port, &db, &[], "another-password");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }

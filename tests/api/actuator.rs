@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{fresh_database, spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn health_checks_both_servers_and_turns_503_when_redis_is_down() {
@@ -179,4 +179,58 @@ async fn graceful_stop_answers_in_flight_requests_and_closes_the_pool() {
         }
     }
     assert!(db.is_closed(), "pool closed after stop");
+}
+
+#[tokio::test]
+async fn database_down_answers_503_c010_and_health_says_so() {
+    let pg = tokio::task::spawn_blocking(fastpick::local::start_postgres)
+        .await
+        .expect("task")
+        .expect("postgres");
+    fastpick::local::create_database(pg.port, "own")
+        .await
+        .expect("database");
+    let redis = tokio::task::spawn_blocking(fastpick::local::start_redis)
+        .await
+        .expect("task")
+        .expect("redis");
+    let mut settings = test_settings(pg.port, "own", redis.port);
+    settings.database.acquire_timeout = std::time::Duration::from_millis(500);
+    let app = spawn_with(settings, Some(redis)).await;
+    let id = app.coupon(Default::default()).await;
+    assert_eq!(
+        app.get(&format!("/api/v1/coupons/{id}"), None).await.status,
+        200
+    );
+    tokio::task::spawn_blocking(move || pg.stop())
+        .await
+        .expect("stopped");
+    for _ in 0..3 {
+        app.get(&format!("/api/v1/coupons/{id}"), None)
+            .await
+            .assert_error(503, "C010");
+    }
+    let health = app.get("/actuator/health", None).await;
+    assert_eq!(
+        (
+            health.status,
+            health.body["components"]["db"]["status"].as_str()
+        ),
+        (503, Some("DOWN"))
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413_c009() {
+    let app = spawn_app().await;
+    let huge = format!("{{\"email\":\"{}\"}}", "a".repeat(3 * 1024 * 1024));
+    app.send_raw(
+        Method::POST,
+        "/api/v1/auth/login",
+        None,
+        "application/json",
+        &huge,
+    )
+    .await
+    .assert_error(413, "C009");
 }

@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{fresh_database, spawn_app, spawn_with, test_settings};
+use crate::helpers::{spawn_app, spawn_with, test_settings};
 
 #[tokio::test]
 async fn health_checks_both_servers_and_turns_503_when_redis_is_down() {

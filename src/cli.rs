@@ -38,6 +38,66 @@ pub enum Command {
     User(UserCommand),
     /// Runs the app with demo data, starting local PostgreSQL and Redis when none is configured.
     Demo(DemoArgs),
+    /// Loads data at the original's scale: coupons by its recipe, load-test users.
+    #[command(subcommand)]
+    Seed(SeedCommand),
+    /// Drives load at a running FastPick (or the original): the two k6 scenarios.
+    Load(crate::load::LoadArgs),
+}
+
+/// `fastpick seed ...`
+#[derive(Debug, Subcommand)]
+pub enum SeedCommand {
+    /// Inserts coupons made by the original recipe, with their keyword rows.
+    Coupons(SeedCouponsArgs),
+    /// Inserts load-test users and writes users.csv (e-mail, password, token).
+    Users(SeedUsersArgs),
+}
+
+/// How `seed coupons` loads rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SeedVia {
+    /// COPY ... FROM STDIN (fast).
+    Copy,
+    /// Multi-row INSERT statements of 1,000 coupons (for comparison).
+    Insert,
+}
+
+/// `fastpick seed coupons`
+#[derive(Debug, Clone, Args)]
+pub struct SeedCouponsArgs {
+    /// How many coupons.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub count: u32,
+    /// Adds to coupons already there.
+    #[arg(long, conflicts_with = "reset")]
+    pub append: bool,
+    /// Removes every coupon (and its keywords and issued coupons) first.
+    #[arg(long)]
+    pub reset: bool,
+    /// Loading method.
+    #[arg(long, value_enum, default_value_t = SeedVia::Copy)]
+    pub via: SeedVia,
+}
+
+/// `fastpick seed users`
+#[derive(Debug, Clone, Args)]
+pub struct SeedUsersArgs {
+    /// How many users.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u32,
+    /// Where to write the CSV (mode 0600: it holds passwords and tokens).
+    #[arg(long, default_value = "users.csv")]
+    pub out: PathBuf,
+    /// E-mails are <prefix><n>@load.fastpick.test.
+    #[arg(long, default_value = "loadtest")]
+    pub prefix: String,
+    /// Replaces earlier users with the same prefix (and their issued coupons).
+    #[arg(long)]
+    pub reset: bool,
+    /// Lifetime of the tokens in the CSV (the app's own logins stay at auth.access_token_ttl).
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub token_ttl: std::time::Duration,
 }
 
 /// `fastpick user ...`

@@ -6,12 +6,14 @@ pub mod cmd; // one-shot tools: migrate, user, demo
 pub mod config; // typed, layered settings
 pub mod db; // PostgreSQL and Redis pools, migrations
 pub mod domain; // pure coupon rules: status, keywords, clock
+pub mod load; // the load tool: the k6 scenarios, HDR histograms, thresholds
 pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
 pub mod password; // bcrypt hashing off the runtime
 pub mod procstat; // process CPU, memory and fds from /proc
 pub mod role; // the roles a process can run
-pub mod seed; // the original's coupon recipe
+pub mod seed; // data at scale: coupons by the original recipe, load-test users
 pub mod telemetry; // tracing subscriber
+pub mod token; // JWT access and refresh tokens
 
 use anyhow::{Context, bail};
 
@@ -31,6 +33,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         (Some(Command::Migrate), _) => runtime.block_on(cmd::migrate(&settings)),
         (Some(Command::User(user)), _) => runtime.block_on(cmd::user::run(&settings, user)),
         (Some(Command::Demo(args)), _) => runtime.block_on(cmd::demo::run(settings, args)),
+        (Some(Command::Seed(seed)), _) => runtime.block_on(seed::run(&settings, seed)),
+        (Some(Command::Load(args)), _) => runtime.block_on(load::run(args)),
         (None, Some(roles)) => runtime.block_on(run_roles(settings, roles)),
         (None, None) => bail!("nothing to do: pass --role or a subcommand (see --help)"),
     }

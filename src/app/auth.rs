@@ -12,7 +12,7 @@ use crate::app::error::{ApiError, Result};
 use crate::app::extract::{ApiJson, Validate};
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
-use crate::app::token::TokenKind;
+use crate::token::TokenKind;
 use crate::app::validate::{NUL_REASON, Rules, is_email};
 use crate::password;
 

@@ -211,11 +211,11 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
-impl From<crate::app::token::TokenError> for ApiError {
-    fn from(err: crate::app::token::TokenError) -> Self {
+impl From<crate::token::TokenError> for ApiError {
+    fn from(err: crate::token::TokenError) -> Self {
         match err {
-            crate::app::token::TokenError::Expired => ApiError::ExpiredToken,
-            crate::app::token::TokenError::Invalid => ApiError::InvalidToken,
+            crate::token::TokenError::Expired => ApiError::ExpiredToken,
+            crate::token::TokenError::Invalid => ApiError::InvalidToken,
         }
     }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use crate::app::error::{ApiError, FieldError};
 use crate::app::state::AppState;
-use crate::app::token::TokenKind;
+use crate::token::TokenKind;
 
 /// A request body type that checks its own rules after parsing.
 pub trait Validate {

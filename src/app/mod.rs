@@ -13,7 +13,6 @@ pub mod openapi;
 pub mod page;
 pub mod response;
 pub mod state;
-pub mod token;
 pub mod validate;
 
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::app::error::ApiError;
 use crate::app::metrics::AppMetrics;
 use crate::app::state::AppState;
-use crate::app::token::TokenKeys;
+use crate::token::TokenKeys;
 use crate::config::Settings;
 use crate::domain::Clock;
 

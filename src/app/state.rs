@@ -5,7 +5,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::app::metrics::AppMetrics;
-use crate::app::token::TokenKeys;
+use crate::token::TokenKeys;
 use crate::domain::Clock;
 
 /// Shared handler state; cloning is cheap (handles and `Arc`s).

@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use crate::cli::DemoArgs;
 use crate::config::Settings;
 use crate::local::{self, Supervised};
-use crate::seed::{insert_coupons, recipe_coupon};
+use crate::cli::{SeedCouponsArgs, SeedVia};
 
 /// Environment variables that mean "a database is configured".
 const DB_KEYS: [&str; 2] = ["DB_HOST", "FASTPICK_DATABASE__HOST"];
@@ -89,15 +89,9 @@ async fn seed_demo(
         .fetch_one(&state.db)
         .await?;
     if existing == 0 {
-        let now = state.clock.now();
-        let mut rng = rand::rng();
-        let coupons: Vec<_> = (0..count)
-            .rev()
-            .map(|offset| recipe_coupon(offset, now, &mut rng))
-            .collect();
-        for chunk in coupons.chunks(1000) {
-            insert_coupons(&state.db, chunk).await?;
-        }
+        let args = SeedCouponsArgs { count, append: false, reset: false, via: SeedVia::Copy };
+        let mut conn = state.db.acquire().await?;
+        crate::seed::coupons::seed_coupons(&mut conn, &state.clock, &args).await?;
         println!("seeded {count} coupons with the original recipe");
     }
     let creds_path =

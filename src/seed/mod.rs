@@ -1,135 +1,33 @@
-//! The original's 1,000,000-coupon recipe (API.md 5): brands, modifiers, items, dates and
-//! quantities, with keyword rows by the same extraction. Used by the demo; `fastpick seed`
-//! builds on it.
+//! `fastpick seed`: data at the original's scale. Coupons by the original recipe, loaded with
+//! COPY in one transaction; load-test users with bcrypt hashes and a users.csv for k6 and
+//! `fastpick load`.
 
-use chrono::{Duration, NaiveDateTime};
-use rand::Rng;
-use rand::seq::IndexedRandom;
-use sqlx::PgPool;
+pub mod coupons;
+pub mod recipe;
+pub mod users;
 
-use crate::domain::extract_keywords;
+use crate::cli::SeedCommand;
+use crate::config::Settings;
 
-const BRANDS: [&str; 7] = [
-    "HOKA",
-    "NIKE",
-    "A.P.C.",
-    "KITSUNE",
-    "SOTO",
-    "NEW BALANCE",
-    "PATAGONIA",
-];
-const MODIFIERS: [&str; 5] = ["[단독]", "[OFF]", "[NEW]", "[LAST]", "[29CM]"];
-const ITEMS: [&str; 5] = ["스니커즈", "티셔츠", "백팩", "재킷", "팬츠"];
+pub use recipe::{NewCoupon, recipe_coupon};
 
-/// One coupon of the recipe, ready to insert.
-#[derive(Debug, Clone)]
-pub struct NewCoupon {
-    pub created_at: NaiveDateTime,
-    pub brand: &'static str,
-    pub title: String,
-    pub start_at: NaiveDateTime,
-    pub end_at: NaiveDateTime,
-    pub total_quantity: i32,
-    pub keywords: Vec<String>,
-}
-
-/// Makes the `offset`-th coupon of the recipe: created `offset` seconds before `now`,
-/// started a day before that, ending 30 days after it, 1,000 in stock.
-pub fn recipe_coupon(offset: u32, now: NaiveDateTime, rng: &mut impl Rng) -> NewCoupon {
-    // The arrays are non-empty constants, so choose() always returns Some.
-    let brand = *BRANDS.choose(rng).unwrap_or(&BRANDS[0]);
-    let modifier = *MODIFIERS.choose(rng).unwrap_or(&MODIFIERS[0]);
-    let item = *ITEMS.choose(rng).unwrap_or(&ITEMS[0]);
-    let title = format!("{modifier} {brand} {item}");
-    let created_at = now - Duration::seconds(i64::from(offset));
-    NewCoupon {
-        created_at,
-        brand,
-        keywords: extract_keywords(brand, &title),
-        title,
-        start_at: created_at - Duration::days(1),
-        end_at: created_at + Duration::days(30),
-        total_quantity: 1000,
+/// Runs a `seed` subcommand.
+pub async fn run(settings: &Settings, command: SeedCommand) -> anyhow::Result<()> {
+    match command {
+        SeedCommand::Coupons(args) => coupons::run(settings, args).await,
+        SeedCommand::Users(args) => users::run(settings, args).await,
     }
 }
 
-/// Inserts coupons and their keywords in one transaction (batched with unnest).
-pub async fn insert_coupons(pool: &PgPool, coupons: &[NewCoupon]) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    let created: Vec<NaiveDateTime> = coupons.iter().map(|c| c.created_at).collect();
-    let brands: Vec<&str> = coupons.iter().map(|c| c.brand).collect();
-    let titles: Vec<&str> = coupons.iter().map(|c| c.title.as_str()).collect();
-    let starts: Vec<NaiveDateTime> = coupons.iter().map(|c| c.start_at).collect();
-    let ends: Vec<NaiveDateTime> = coupons.iter().map(|c| c.end_at).collect();
-    let totals: Vec<i32> = coupons.iter().map(|c| c.total_quantity).collect();
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "insert into tb_coupon (created_at, updated_at, brand, title, summary, description, total_quantity,
-             issued_quantity, limit_per_user, is_sold_out, start_at, end_at, use_status)
-         select t.c, t.c, t.b, t.t, '29CM 혜택', '상세 설명', t.q, 0, 1, false, t.s, t.e, 'AVAILABLE'
-         from unnest($1::timestamp[], $2::text[], $3::text[], $4::timestamp[], $5::timestamp[], $6::int[])
-              with ordinality as t(c, b, t, s, e, q, n)
-         order by t.n
-         returning id",
-    )
-    .bind(&created)
-    .bind(&brands)
-    .bind(&titles)
-    .bind(&starts)
-    .bind(&ends)
-    .bind(&totals)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut kw_ids = Vec::new();
-    let mut kw_words = Vec::new();
-    let mut kw_created = Vec::new();
-    for (id, coupon) in ids.iter().zip(coupons) {
-        for word in &coupon.keywords {
-            kw_ids.push(*id);
-            kw_words.push(word.as_str());
-            kw_created.push(coupon.created_at);
-        }
+/// A progress bar on stderr (drawn only on a terminal).
+pub(crate) fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg:>9} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} ({per_sec}, eta {eta})",
+    );
+    if let Ok(style) = style {
+        bar.set_style(style);
     }
-    sqlx::query(
-        "insert into tb_coupon_keyword (created_at, coupon_id, keyword)
-         select * from unnest($1::timestamp[], $2::bigint[], $3::text[])",
-    )
-    .bind(&kw_created)
-    .bind(&kw_ids)
-    .bind(&kw_words)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recipe_follows_the_original_shape() {
-        let now = chrono::NaiveDate::from_ymd_opt(2026, 1, 1)
-            .and_then(|d| d.and_hms_opt(12, 0, 0))
-            .expect("valid");
-        let mut rng = rand::rng();
-        for offset in 0..200 {
-            let c = recipe_coupon(offset, now, &mut rng);
-            assert_eq!(c.created_at, now - Duration::seconds(i64::from(offset)));
-            assert_eq!(c.end_at - c.start_at, Duration::days(31));
-            assert!(c.title.contains(c.brand));
-            let expected = match c.brand {
-                "A.P.C." => 2,
-                "NEW BALANCE" if c.title.starts_with("[NEW]") => 3,
-                "NEW BALANCE" => 4,
-                _ => 3,
-            };
-            assert_eq!(
-                c.keywords.len(),
-                expected,
-                "{} -> {:?}",
-                c.title,
-                c.keywords
-            );
-        }
-    }
+    bar.set_message(what.to_owned());
+    bar
 }

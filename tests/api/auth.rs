@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::spawn_app;
-use fastpick::app::token::{Claims, TokenKind};
+use fastpick::token::{Claims, TokenKind};
 
 #[tokio::test]
 async fn signup_returns_tokens_and_the_user_in_the_envelope() {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use fastpick::app::token::{Claims, TokenKeys};
+use fastpick::token::{Claims, TokenKeys};
 use fastpick::config::Settings;
 use fastpick::domain::Clock;
 use fastpick::local::{self, Supervised};

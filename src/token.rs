@@ -88,6 +88,12 @@ impl TokenKeys {
         })
     }
 
+    /// Signs an access token with its own lifetime (the load tool's users.csv).
+    pub fn access_token(&self, email: &str, role: &str, ttl: Duration) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(email, role, TokenKind::Access, now, ttl)
+    }
+
     fn sign(
         &self,
         email: &str,

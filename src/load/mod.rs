@@ -1,0 +1,120 @@
+//! `fastpick load`: the k6 part. Two scenarios from the original's scripts (API.md 7): `race`
+//! (N users issue one coupon at the same instant) and `search` (ramping VUs searching), with a
+//! closed model (VUs) or an open model (constant arrival rate, latency counted from the
+//! scheduled send time), a live progress line, and a k6-like summary with thresholds.
+
+pub mod client;
+pub mod race;
+pub mod search;
+pub mod stats;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::load::stats::{Stats, print_summary};
+
+/// `fastpick load`
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(subcommand)]
+    pub scenario: Scenario,
+}
+
+/// The scenarios.
+#[derive(Debug, Subcommand)]
+pub enum Scenario {
+    /// coupon-issue-test.js: every VU issues one coupon at the same instant.
+    Race(race::RaceArgs),
+    /// coupon-search-test.js: ramping VUs search with think time (or a constant arrival rate).
+    Search(search::SearchArgs),
+}
+
+/// Options every scenario has.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Target base URL: the proxy or the app (k6's BASE_URL).
+    #[arg(long, env = "BASE_URL", default_value = "http://127.0.0.1:8080")]
+    pub base_url: String,
+    /// Per-request timeout; a request over it counts as failed.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Also writes the summary as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Hides the live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Runs a scenario, prints its summary, and fails when a threshold failed.
+pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
+    let (summary, common) = match args.scenario {
+        Scenario::Race(a) => (race::run(&a).await?, a.common),
+        Scenario::Search(a) => (search::run(&a).await?, a.common),
+    };
+    print_summary(&summary);
+    if let Some(path) = &common.json {
+        let text = serde_json::to_string_pretty(&summary)?;
+        std::fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    if !summary.passed() {
+        bail!("a threshold failed");
+    }
+    Ok(())
+}
+
+/// The live progress line on stderr (drawn only on a terminal): elapsed, VUs, RPS, failures, p99.
+pub(crate) struct Progress {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Progress {
+    /// Starts updating the line twice a second.
+    pub(crate) fn start(stats: Arc<Stats>, vus: Arc<AtomicUsize>, quiet: bool) -> Progress {
+        let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new_spinner() };
+        let task = tokio::spawn(async move {
+            let start = Instant::now();
+            let (mut last_n, mut last_t) = (0u64, start);
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let live = stats.live();
+                let now = Instant::now();
+                let rps = (live.requests - last_n) as f64 / now.duration_since(last_t).as_secs_f64();
+                (last_n, last_t) = (live.requests, now);
+                bar.set_message(format!(
+                    "{:>6.1}s  VUs {:>4}  RPS {:>8.1}  requests {:>8}  failed {:>6}  p99 {:>8.2} ms",
+                    start.elapsed().as_secs_f64(),
+                    vus.load(Ordering::Relaxed),
+                    rps,
+                    live.requests,
+                    live.failed,
+                    live.p99_ms
+                ));
+                bar.tick();
+            }
+        });
+        Progress { task }
+    }
+
+    /// Removes the line.
+    pub(crate) fn stop(self) {
+        self.task.abort();
+    }
+}
+
+/// Raises the open-files limit to its hard maximum: 1,000 VUs need 1,000 sockets.
+pub(crate) fn raise_fd_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

@@ -161,17 +161,22 @@ pub enum LogFormat {
     Json,
 }
 
-/// The original deployment's `.env` names and the keys they set.
-const LEGACY_ENV: [(&str, &str); 9] = [
+/// The original deployment's `.env` names and the keys they set (secrets are below).
+const LEGACY_ENV: [(&str, &str); 6] = [
     ("DB_HOST", "database.host"),
     ("DB_PORT", "database.port"),
     ("DB_NAME", "database.name"),
     ("DB_USERNAME", "database.username"),
-    ("DB_PASSWORD", "database.password"),
     ("REDIS_HOST", "redis.host"),
     ("REDIS_PORT", "redis.port"),
-    ("REDIS_PASSWORD", "redis.password"),
-    ("SECRET_KEY", "auth.secret_key"),
+];
+
+/// Secrets from the environment: (FASTPICK_ name, original name). They are taken byte for
+/// byte, never parsed as numbers or quoted strings the way other environment values are.
+const SECRET_ENV: [(&str, &str); 3] = [
+    ("FASTPICK_DATABASE__PASSWORD", "DB_PASSWORD"),
+    ("FASTPICK_REDIS__PASSWORD", "REDIS_PASSWORD"),
+    ("FASTPICK_AUTH__SECRET_KEY", "SECRET_KEY"),
 ];
 
 /// Shortest HMAC key accepted, in bytes (HS256 needs 256 bits).
@@ -193,12 +198,35 @@ impl Settings {
                 .find(|(name, _)| key == *name)
                 .map(|(_, target)| (*target).into())
         });
-        let settings: Settings = figment
+        let prefixed = Env::prefixed("FASTPICK_")
+            .filter(|key| {
+                !SECRET_ENV
+                    .iter()
+                    .any(|(name, _)| name[9..].eq_ignore_ascii_case(key.as_str()))
+            })
+            .split("__");
+        let mut settings: Settings = figment
             .merge(legacy)
-            .merge(Env::prefixed("FASTPICK_").split("__"))
+            .merge(prefixed)
             .extract()
             .map_err(|e| anyhow::anyhow!(flatten_figment_error(e)))
             .context("invalid configuration")?;
+        let raw = |names: (&str, &str)| {
+            [names.0, names.1]
+                .into_iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+                .map(SecretString::from)
+        };
+        let [db, redis, key] = SECRET_ENV;
+        if let Some(v) = raw(db) {
+            settings.database.password = Some(v);
+        }
+        if let Some(v) = raw(redis) {
+            settings.redis.password = Some(v);
+        }
+        if let Some(v) = raw(key) {
+            settings.auth.secret_key = Some(v);
+        }
         Ok(settings)
     }
 
@@ -308,7 +336,8 @@ mod tests {
                 "[database]\nhost = \"file-host\"\nport = 1111\n[app]\nlisten = \"127.0.0.1:9000\"\n",
             )?;
             jail.set_env("DB_HOST", "legacy-host");
-            jail.set_env("DB_PASSWORD", "12345678");
+            jail.set_env("DB_PASSWORD", "0012345678");
+            jail.set_env("REDIS_PASSWORD", "\"quoted\" ");
             jail.set_env("FASTPICK_DATABASE__PORT", "2222");
             jail.set_env("SECRET_KEY", "0123456789abcdef0123456789abcdef");
             jail.set_env("FASTPICK_AUTH__ACCESS_TOKEN_TTL", "15m");
@@ -320,7 +349,15 @@ mod tests {
                     .password
                     .as_ref()
                     .map(|p| p.expose_secret().to_owned()),
-                Some("12345678".into())
+                Some("0012345678".into()),
+                "secrets are taken byte for byte"
+            );
+            assert_eq!(
+                s.redis
+                    .password
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_owned()),
+                Some("\"quoted\" ".into())
             );
             assert_eq!(s.app.listen.port(), 9000);
             assert_eq!(s.auth.access_token_ttl, Duration::from_secs(900));

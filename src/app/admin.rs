@@ -24,13 +24,18 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateCouponRequest {
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     #[schema(example = "나이키", max_length = 30)]
     pub brand: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     #[schema(example = "[특가] 에어포스 1", max_length = 100)]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     #[schema(max_length = 200)]
     pub summary: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_i64")]
     #[schema(minimum = 1, example = 100)]
     pub total_quantity: Option<i64>,
     #[serde(default, deserialize_with = "crate::domain::time::deserialize_opt")]

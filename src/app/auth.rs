@@ -12,9 +12,9 @@ use crate::app::error::{ApiError, Result};
 use crate::app::extract::{ApiJson, Validate};
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
-use crate::token::TokenKind;
 use crate::app::validate::{NUL_REASON, Rules, is_email};
 use crate::password;
+use crate::token::TokenKind;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -27,10 +27,13 @@ pub fn router() -> Router<AppState> {
 /// Sign-up body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignupRequest {
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     #[schema(example = "user@example.com")]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     #[schema(example = "password123", min_length = 8)]
     pub password: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     #[schema(example = "홍길동")]
     pub name: Option<String>,
 }
@@ -38,7 +41,9 @@ pub struct SignupRequest {
 /// Login body.
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     pub email: Option<String>,
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     pub password: Option<String>,
 }
 
@@ -46,6 +51,7 @@ pub struct LoginRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
     pub refresh_token: Option<String>,
 }
 

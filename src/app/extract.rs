@@ -75,7 +75,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             serde_json::error::Category::Data => ApiError::TypeMismatch(vec![FieldError::new(
                 if field == "." { "body" } else { &field },
                 "",
-                strip_position(&inner.to_string()),
+                type_reason(&inner.to_string()),
             )]),
             _ => malformed(&inner),
         }
@@ -92,11 +92,13 @@ fn malformed(err: &serde_json::Error) -> ApiError {
     )])
 }
 
-/// Drops serde_json's " at line 1 column 12" suffix, which means nothing to a client.
-fn strip_position(text: &str) -> String {
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text.to_owned(),
+/// Says what was expected, never the value sent (it may be a password), nor serde_json's
+/// " at line 1 column 12" position.
+fn type_reason(text: &str) -> String {
+    let expected = text.find("expected").map_or("wrong type", |i| &text[i..]);
+    match expected.rfind(" at line ") {
+        Some(i) => expected[..i].to_owned(),
+        None => expected.to_owned(),
     }
 }
 
@@ -277,10 +279,14 @@ mod tests {
 
     #[test]
     fn json_errors_are_classified() {
-        let err = parse_json::<Probe>(b"{\"n\":\"x\"}").unwrap_err();
+        let err = parse_json::<Probe>(b"{\"n\":\"secret-value\"}").unwrap_err();
         assert_eq!(err.code(), "C002");
         match err {
-            ApiError::TypeMismatch(e) => assert_eq!(e[0].field, "n"),
+            ApiError::TypeMismatch(e) => {
+                assert_eq!(e[0].field, "n");
+                assert!(!e[0].reason.contains("secret-value"), "{}", e[0].reason);
+                assert!(e[0].reason.starts_with("expected"), "{}", e[0].reason);
+            }
             other => panic!("unexpected {other:?}"),
         }
         assert_eq!(parse_json::<Probe>(b"{\"n\":").unwrap_err().code(), "C001");

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IssueRequest {
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_i64")]
     #[schema(example = 19)]
     pub coupon_id: Option<i64>,
 }

@@ -1,6 +1,7 @@
 //! The app's Prometheus metrics: HTTP requests by route template and status, the pools,
 //! and the process, written as OpenMetrics text at /actuator/prometheus.
 
+use std::borrow::Cow;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -18,13 +19,40 @@ use sqlx::PgPool;
 use crate::app::state::AppState;
 use crate::procstat;
 
-/// Labels of one HTTP request series.
+/// Labels of one HTTP request series, as Micrometer names them (the original's dashboards
+/// query `http_server_requests_seconds` by uri, status and outcome).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub method: String,
+    /// A standard method, or OTHER: clients must not be able to mint series.
+    pub method: &'static str,
     /// The route template (`/api/v1/coupons/{id}`), never the raw path.
     pub uri: String,
     pub status: u16,
+    pub outcome: &'static str,
+}
+
+/// Maps a method to a fixed label value.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN
+        .iter()
+        .find(|m| **m == method)
+        .copied()
+        .unwrap_or("OTHER")
+}
+
+/// Micrometer's outcome of a status.
+fn outcome_label(status: u16) -> &'static str {
+    match status {
+        100..=199 => "INFORMATIONAL",
+        200..=299 => "SUCCESS",
+        300..=399 => "REDIRECTION",
+        400..=499 => "CLIENT_ERROR",
+        500..=599 => "SERVER_ERROR",
+        _ => "UNKNOWN",
+    }
 }
 
 /// Labels of a pool gauge.
@@ -57,13 +85,14 @@ fn latency_histogram() -> Histogram {
 impl AppMetrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("fastpick");
+        let labels = [(Cow::Borrowed("application"), Cow::Borrowed("fastpick-be"))];
+        let mut registry = Registry::with_labels(labels.into_iter());
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
         registry.register(
             "http_server_requests_seconds",
-            "HTTP requests by method, route template and status",
+            "HTTP requests by method, route template, status and outcome",
             http.clone(),
         );
         let metrics = AppMetrics {
@@ -82,7 +111,7 @@ impl AppMetrics {
     }
 
     fn register_gauges(mut self) -> Self {
-        let r = &mut self.registry;
+        let r = self.registry.sub_registry_with_prefix("fastpick");
         r.register(
             "db_pool_connections",
             "PostgreSQL pool connections by state",
@@ -125,9 +154,10 @@ impl AppMetrics {
     /// Records one finished request.
     pub fn observe(&self, method: &str, uri: &str, status: u16, seconds: f64) {
         let labels = HttpLabels {
-            method: method.to_owned(),
+            method: method_label(method),
             uri: uri.to_owned(),
             status,
+            outcome: outcome_label(status),
         };
         self.http.get_or_create(&labels).observe(seconds);
     }
@@ -185,4 +215,20 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     state.metrics.observe(&method, &uri, status, elapsed);
     tracing::debug!(%method, %uri, status, ms = elapsed * 1e3, "request");
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_methods_share_one_series_and_outcomes_follow_status() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("FOOBAR"), "OTHER");
+        assert_eq!(method_label("get"), "OTHER");
+        assert_eq!(
+            (outcome_label(201), outcome_label(404), outcome_label(503)),
+            ("SUCCESS", "CLIENT_ERROR", "SERVER_ERROR")
+        );
+    }
 }

@@ -7,6 +7,7 @@ pub mod coupons;
 pub mod error;
 pub mod extract;
 pub mod issues;
+pub mod lenient;
 pub mod metrics;
 pub mod my_coupons;
 pub mod openapi;
@@ -28,9 +29,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::app::error::ApiError;
 use crate::app::metrics::AppMetrics;
 use crate::app::state::AppState;
-use crate::token::TokenKeys;
 use crate::config::Settings;
 use crate::domain::Clock;
+use crate::token::TokenKeys;
 
 /// Builds the whole API router over a state.
 pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router> {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::app::metrics::AppMetrics;
-use crate::token::TokenKeys;
 use crate::domain::Clock;
+use crate::token::TokenKeys;
 
 /// Shared handler state; cloning is cheap (handles and `Arc`s).
 #[derive(Clone)]

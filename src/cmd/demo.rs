@@ -11,9 +11,9 @@ use rand::distr::Alphanumeric;
 use secrecy::SecretString;
 
 use crate::cli::DemoArgs;
+use crate::cli::{SeedCouponsArgs, SeedVia};
 use crate::config::Settings;
 use crate::local::{self, Supervised};
-use crate::cli::{SeedCouponsArgs, SeedVia};
 
 /// Environment variables that mean "a database is configured".
 const DB_KEYS: [&str; 2] = ["DB_HOST", "FASTPICK_DATABASE__HOST"];
@@ -89,13 +89,19 @@ async fn seed_demo(
         .fetch_one(&state.db)
         .await?;
     if existing == 0 {
-        let args = SeedCouponsArgs { count, append: false, reset: false, via: SeedVia::Copy };
+        let args = SeedCouponsArgs {
+            count,
+            append: false,
+            reset: false,
+            via: SeedVia::Copy,
+        };
         let mut conn = state.db.acquire().await?;
         crate::seed::coupons::seed_coupons(&mut conn, &state.clock, &args).await?;
         println!("seeded {count} coupons with the original recipe");
     }
+    // An unpredictable name, created fresh: never follows a link planted in the temp dir.
     let creds_path =
-        std::env::temp_dir().join(format!("fastpick-demo-{}.credentials", std::process::id()));
+        std::env::temp_dir().join(format!("fastpick-demo-{}.credentials", random_text(12)));
     let mut lines = Vec::new();
     for (email, name, role) in [
         ("demo@fastpick.local", "데모", "USER"),
@@ -118,9 +124,8 @@ async fn seed_demo(
         lines.push(format!("{role}\t{email}\t{password}\n"));
     }
     let mut file = std::fs::OpenOptions::new()
-        .create(true)
+        .create_new(true)
         .write(true)
-        .truncate(true)
         .mode(0o600)
         .open(&creds_path)
         .with_context(|| format!("failed to write {}", creds_path.display()))?;

@@ -37,9 +37,16 @@ impl Clock {
 
 /// Parses a wire date-time strictly: `2026-01-01T10:00:00`, nothing more or less.
 pub fn parse_wire(text: &str) -> Option<NaiveDateTime> {
+    const SHAPE: &[u8; 19] = b"dddd-dd-ddTdd:dd:dd";
+    let fits = text.len() == 19
+        && text.bytes().zip(SHAPE).all(|(c, want)| match want {
+            b'd' => c.is_ascii_digit(),
+            other => c == *other,
+        });
+    // chrono reads second 60 as a leap second; the wire format has none.
     NaiveDateTime::parse_from_str(text, WIRE_FORMAT)
         .ok()
-        .filter(|_| text.len() == 19)
+        .filter(|t| fits && t.nanosecond() < 1_000_000_000)
 }
 
 /// Serde `serialize_with`: writes a date-time truncated to seconds.
@@ -76,6 +83,9 @@ mod tests {
             "2026-01-02T03:04:05.123",
             "2026-01-02T03:04",
             "2026-02-30T00:00:00",
+            "+2026-12-31T23:59:5",
+            "2026-01-01T23:59:60",
+            "2026-01-01T24:00:00",
             "",
         ] {
             assert!(parse_wire(bad).is_none(), "{bad:?} should be rejected");

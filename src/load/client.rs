@@ -23,7 +23,9 @@ pub struct Target {
 impl Target {
     /// Parses `http://host:port[/prefix]` and resolves the host once.
     pub async fn parse(base_url: &str) -> anyhow::Result<Target> {
-        let uri: hyper::Uri = base_url.parse().with_context(|| format!("invalid --base-url '{base_url}'"))?;
+        let uri: hyper::Uri = base_url
+            .parse()
+            .with_context(|| format!("invalid --base-url '{base_url}'"))?;
         if uri.scheme_str() != Some("http") {
             bail!("--base-url must start with http:// (got '{base_url}')");
         }
@@ -36,7 +38,11 @@ impl Target {
             .with_context(|| format!("{host} has no address"))?;
         Ok(Target {
             addr,
-            host: if port == 80 { host } else { format!("{host}:{port}") },
+            host: if port == 80 {
+                host
+            } else {
+                format!("{host}:{port}")
+            },
             prefix: uri.path().trim_end_matches('/').to_owned(),
         })
     }
@@ -62,14 +68,18 @@ pub struct Conn {
 impl Conn {
     /// Makes a user; it connects on first use (or now, with [`Conn::connect`]).
     pub fn new(target: Target) -> Self {
-        Conn { target, sender: None }
+        Conn {
+            target,
+            sender: None,
+        }
     }
 
     /// Opens the connection now.
     pub async fn connect(&mut self) -> anyhow::Result<()> {
         let stream = TcpStream::connect(self.target.addr).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             // The connection ends when the sender is dropped or the server closes it.
             let _ = connection.await;
@@ -79,7 +89,14 @@ impl Conn {
     }
 
     /// Sends one request and reads the whole answer; a failed connection is reopened next time.
-    pub async fn send(&mut self, method: Method, path: &str, token: Option<&str>, body: Option<Bytes>, timeout: Duration) -> Outcome {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Outcome {
         match tokio::time::timeout(timeout, self.exchange(method, path, token, body)).await {
             Ok(Ok((status, body))) => Outcome::Http(status, body),
             Ok(Err(e)) => {
@@ -93,7 +110,13 @@ impl Conn {
         }
     }
 
-    async fn exchange(&mut self, method: Method, path: &str, token: Option<&str>, body: Option<Bytes>) -> anyhow::Result<(u16, Bytes)> {
+    async fn exchange(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.connect().await?;
         }

@@ -60,7 +60,8 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     print_summary(&summary);
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&summary)?;
-        std::fs::write(path, text).with_context(|| format!("failed to write {}", path.display()))?;
+        std::fs::write(path, text)
+            .with_context(|| format!("failed to write {}", path.display()))?;
     }
     if !summary.passed() {
         bail!("a threshold failed");
@@ -76,7 +77,11 @@ pub(crate) struct Progress {
 impl Progress {
     /// Starts updating the line twice a second.
     pub(crate) fn start(stats: Arc<Stats>, vus: Arc<AtomicUsize>, quiet: bool) -> Progress {
-        let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new_spinner() };
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new_spinner()
+        };
         let task = tokio::spawn(async move {
             let start = Instant::now();
             let (mut last_n, mut last_t) = (0u64, start);
@@ -84,7 +89,8 @@ impl Progress {
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 let live = stats.live();
                 let now = Instant::now();
-                let rps = (live.requests - last_n) as f64 / now.duration_since(last_t).as_secs_f64();
+                let rps =
+                    (live.requests - last_n) as f64 / now.duration_since(last_t).as_secs_f64();
                 (last_n, last_t) = (live.requests, now);
                 bar.set_message(format!(
                     "{:>6.1}s  VUs {:>4}  RPS {:>8.1}  requests {:>8}  failed {:>6}  p99 {:>8.2} ms",
@@ -109,10 +115,14 @@ impl Progress {
 
 /// Raises the open-files limit to its hard maximum: 1,000 VUs need 1,000 sockets.
 pub(crate) fn raise_fd_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }

@@ -39,9 +39,15 @@ pub struct RaceArgs {
 
 /// Reads the tokens column of a users.csv.
 pub fn read_tokens(path: &Path) -> anyhow::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("failed to read {}", path.display()))?;
     let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').map(str::trim).collect();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .collect();
     let column = header
         .iter()
         .position(|h| *h == "token")
@@ -79,7 +85,13 @@ pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
     let body = Bytes::from(format!("{{\"couponId\":{}}}", args.coupon_id));
     let mut handles = Vec::with_capacity(args.vus);
     for vu in 0..args.vus {
-        let (target, tokens, stats, barrier, body) = (target.clone(), tokens.clone(), stats.clone(), barrier.clone(), body.clone());
+        let (target, tokens, stats, barrier, body) = (
+            target.clone(),
+            tokens.clone(),
+            stats.clone(),
+            barrier.clone(),
+            body.clone(),
+        );
         let timeout = args.common.timeout;
         handles.push(tokio::spawn(async move {
             let token = &tokens[vu % tokens.len()];
@@ -89,9 +101,20 @@ pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
             let _ = conn.connect().await;
             barrier.wait().await;
             let sent = Instant::now();
-            let outcome = conn.send(Method::POST, "/api/v1/coupon-issues", Some(token), Some(body), timeout).await;
+            let outcome = conn
+                .send(
+                    Method::POST,
+                    "/api/v1/coupon-issues",
+                    Some(token),
+                    Some(body),
+                    timeout,
+                )
+                .await;
             let correct = is_correct(&outcome);
-            let not_5xx = !matches!(outcome, Outcome::Http(500..=599, _) | Outcome::Error(_) | Outcome::Timeout);
+            let not_5xx = !matches!(
+                outcome,
+                Outcome::Http(500..=599, _) | Outcome::Error(_) | Outcome::Timeout
+            );
             let checks = [
                 ("status is 200/202, or 400 CP04/CP05", correct),
                 ("no 5xx, no connection error", not_5xx),
@@ -108,7 +131,10 @@ pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
     }
     let elapsed = start.elapsed();
     progress.stop();
-    let thresholds = Thresholds { max_failed_rate: Some(args.max_failed_rate), max_p99: None };
+    let thresholds = Thresholds {
+        max_failed_rate: Some(args.max_failed_rate),
+        max_p99: None,
+    };
     Ok(stats.summary("race", elapsed, &thresholds))
 }
 

@@ -20,8 +20,27 @@ use crate::load::{CommonArgs, Progress, raise_fd_limit};
 
 /// The original script's keywords; five of them are not produced by the seeder.
 pub const KEYWORDS: [&str; 21] = [
-    "29CM", "BALANCE", "HOKA", "KITSUNE", "LAST", "NEW", "NIKE", "OFF", "PATAGONIA", "SOTO", "기강해이", "단독", "로우",
-    "방지", "백팩", "스니커즈", "에디션", "재킷", "조던", "티셔츠", "팬츠",
+    "29CM",
+    "BALANCE",
+    "HOKA",
+    "KITSUNE",
+    "LAST",
+    "NEW",
+    "NIKE",
+    "OFF",
+    "PATAGONIA",
+    "SOTO",
+    "기강해이",
+    "단독",
+    "로우",
+    "방지",
+    "백팩",
+    "스니커즈",
+    "에디션",
+    "재킷",
+    "조던",
+    "티셔츠",
+    "팬츠",
 ];
 const FILTERS: [&str; 4] = ["ALL", "READY", "ISSUING", "CLOSED"];
 
@@ -71,9 +90,16 @@ pub fn parse_stages(text: &str) -> anyhow::Result<Vec<Stage>> {
     let stages = text
         .split(',')
         .map(|part| {
-            let (d, n) = part.trim().split_once(':').with_context(|| format!("stage '{part}' is not DURATION:VUS"))?;
-            let duration = humantime::parse_duration(d.trim()).with_context(|| format!("bad duration in stage '{part}'"))?;
-            let target = n.trim().parse().with_context(|| format!("bad VU count in stage '{part}'"))?;
+            let (d, n) = part
+                .trim()
+                .split_once(':')
+                .with_context(|| format!("stage '{part}' is not DURATION:VUS"))?;
+            let duration = humantime::parse_duration(d.trim())
+                .with_context(|| format!("bad duration in stage '{part}'"))?;
+            let target = n
+                .trim()
+                .parse()
+                .with_context(|| format!("bad VU count in stage '{part}'"))?;
             Ok(Stage { duration, target })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -115,10 +141,17 @@ async fn one_search(conn: &mut Conn, stats: &Stats, path: &str, timeout: Duratio
     let outcome = conn.send(Method::GET, path, None, None, timeout).await;
     let is_200 = matches!(outcome, Outcome::Http(200, _));
     let json = match &outcome {
-        Outcome::Http(_, body) => serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| !v.is_null()),
+        Outcome::Http(_, body) => {
+            serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| !v.is_null())
+        }
         _ => false,
     };
-    stats.record(since.elapsed(), &outcome, is_200 && json, &[("status is 200", is_200), ("body is JSON", json)]);
+    stats.record(
+        since.elapsed(),
+        &outcome,
+        is_200 && json,
+        &[("status is 200", is_200), ("body is JSON", json)],
+    );
 }
 
 /// Runs the scenario and returns its summary.
@@ -138,12 +171,21 @@ pub async fn run(args: &SearchArgs) -> anyhow::Result<Summary> {
     }
     let elapsed = start.elapsed();
     progress.stop();
-    let thresholds = Thresholds { max_failed_rate: Some(args.max_failed_rate), max_p99: Some(args.max_p99) };
+    let thresholds = Thresholds {
+        max_failed_rate: Some(args.max_failed_rate),
+        max_p99: Some(args.max_p99),
+    };
     Ok(stats.summary("search", elapsed, &thresholds))
 }
 
 /// VUs follow the stages; each loops request → think until its slot is above the target.
-async fn closed_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vus: &Arc<AtomicUsize>, stages: &[Stage]) -> anyhow::Result<()> {
+async fn closed_model(
+    args: &SearchArgs,
+    target: &Target,
+    stats: &Arc<Stats>,
+    vus: &Arc<AtomicUsize>,
+    stages: &[Stage],
+) -> anyhow::Result<()> {
     let wanted = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicBool::new(false));
     let total: Duration = stages.iter().map(|s| s.duration).sum();
@@ -155,8 +197,18 @@ async fn closed_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vu
         wanted.store(now_wanted, Ordering::Relaxed);
         while handles.len() < now_wanted {
             let idx = handles.len();
-            let (target, stats, wanted, done, vus) = (target.clone(), stats.clone(), wanted.clone(), done.clone(), vus.clone());
-            let (think, timeout, ghost) = ((args.think_min, args.think_max), args.common.timeout, args.ghost_ratio);
+            let (target, stats, wanted, done, vus) = (
+                target.clone(),
+                stats.clone(),
+                wanted.clone(),
+                done.clone(),
+                vus.clone(),
+            );
+            let (think, timeout, ghost) = (
+                (args.think_min, args.think_max),
+                args.common.timeout,
+                args.ghost_ratio,
+            );
             handles.push(tokio::spawn(async move {
                 let mut conn = Conn::new(target);
                 let mut active = false;
@@ -164,7 +216,11 @@ async fn closed_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vu
                     let should_run = idx < wanted.load(Ordering::Relaxed);
                     if should_run != active {
                         active = should_run;
-                        if active { vus.fetch_add(1, Ordering::Relaxed) } else { vus.fetch_sub(1, Ordering::Relaxed) };
+                        if active {
+                            vus.fetch_add(1, Ordering::Relaxed)
+                        } else {
+                            vus.fetch_sub(1, Ordering::Relaxed)
+                        };
                     }
                     if !active {
                         // An idle slot waits for the ramp to reach it again.
@@ -173,7 +229,10 @@ async fn closed_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vu
                     }
                     let (path, pause) = {
                         let mut rng = rand::rng();
-                        (search_path(&mut rng, ghost), rng.random_range(think.0..=think.1))
+                        (
+                            search_path(&mut rng, ghost),
+                            rng.random_range(think.0..=think.1),
+                        )
                     };
                     one_search(&mut conn, &stats, &path, timeout, Instant::now()).await;
                     tokio::time::sleep(pause).await;
@@ -196,7 +255,13 @@ async fn closed_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vu
 }
 
 /// Sends at a fixed rate whatever the answers do; waiting for a free slot counts as latency.
-async fn open_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vus: &Arc<AtomicUsize>, rate: u32) -> anyhow::Result<()> {
+async fn open_model(
+    args: &SearchArgs,
+    target: &Target,
+    stats: &Arc<Stats>,
+    vus: &Arc<AtomicUsize>,
+    rate: u32,
+) -> anyhow::Result<()> {
     if rate == 0 {
         bail!("--rate must be at least 1");
     }
@@ -211,11 +276,19 @@ async fn open_model(args: &SearchArgs, target: &Target, stats: &Arc<Stats>, vus:
             break;
         }
         tokio::time::sleep_until(scheduled).await;
-        let (target, stats, slots, idle, vus) = (target.clone(), stats.clone(), slots.clone(), idle.clone(), vus.clone());
+        let (target, stats, slots, idle, vus) = (
+            target.clone(),
+            stats.clone(),
+            slots.clone(),
+            idle.clone(),
+            vus.clone(),
+        );
         let (timeout, ghost) = (args.common.timeout, args.ghost_ratio);
         let path = search_path(&mut rand::rng(), ghost);
         handles.push(tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire().await else { return };
+            let Ok(_slot) = slots.acquire().await else {
+                return;
+            };
             vus.fetch_add(1, Ordering::Relaxed);
             let mut conn = idle.lock().await.pop().unwrap_or_else(|| Conn::new(target));
             one_search(&mut conn, &stats, &path, timeout, scheduled.into_std()).await;
@@ -254,8 +327,18 @@ mod tests {
         let mut rng = rand::rng();
         let paths: Vec<String> = (0..2000).map(|_| search_path(&mut rng, 0.3)).collect();
         let ghosts = paths.iter().filter(|p| p.contains("GHOST_")).count();
-        assert!((450..750).contains(&ghosts), "about 30% ghosts, got {ghosts}");
-        assert!(paths.iter().all(|p| p.starts_with("/api/v1/coupons?search=") && p.contains("&filterType=")));
-        assert!(search_path(&mut rng, 0.0).contains("search=") && !search_path(&mut rng, 0.0).contains("GHOST"));
+        assert!(
+            (450..750).contains(&ghosts),
+            "about 30% ghosts, got {ghosts}"
+        );
+        assert!(
+            paths
+                .iter()
+                .all(|p| p.starts_with("/api/v1/coupons?search=") && p.contains("&filterType="))
+        );
+        assert!(
+            search_path(&mut rng, 0.0).contains("search=")
+                && !search_path(&mut rng, 0.0).contains("GHOST")
+        );
     }
 }

@@ -92,7 +92,8 @@ impl Stats {
     /// Starts empty.
     pub fn new() -> Self {
         // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
-        let latency = Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+        let latency =
+            Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
         Stats {
             inner: Mutex::new(Inner {
                 latency,
@@ -106,13 +107,21 @@ impl Stats {
 
     /// Records one request: its latency, outcome, and the checks it passed or failed.
     /// `correct` is the scenario's rule for a request that did what was expected.
-    pub fn record(&self, latency: Duration, outcome: &Outcome, correct: bool, checks: &[(&'static str, bool)]) {
+    pub fn record(
+        &self,
+        latency: Duration,
+        outcome: &Outcome,
+        correct: bool,
+        checks: &[(&'static str, bool)],
+    ) {
         let key = match outcome {
             Outcome::Http(status, _) => status.to_string(),
             Outcome::Timeout => "timeout".to_owned(),
             Outcome::Error(_) => "error".to_owned(),
         };
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.latency.saturating_record(micros);
         *inner.outcomes.entry(key).or_default() += 1;
@@ -144,7 +153,11 @@ impl Stats {
         let h = &inner.latency;
         let ms = |v: u64| v as f64 / 1000.0;
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let failed_rate = if inner.requests == 0 { 0.0 } else { inner.failed as f64 / inner.requests as f64 };
+        let failed_rate = if inner.requests == 0 {
+            0.0
+        } else {
+            inner.failed as f64 / inner.requests as f64
+        };
         let latency = Latency {
             min: ms(h.min()),
             p50: ms(h.value_at_quantile(0.50)),
@@ -163,7 +176,11 @@ impl Stats {
             failed_rate,
             latency_ms: latency,
             outcomes: inner.outcomes.clone(),
-            checks: inner.checks.iter().map(|(k, (p, f))| ((*k).to_owned(), [*p, *f])).collect(),
+            checks: inner
+                .checks
+                .iter()
+                .map(|(k, (p, f))| ((*k).to_owned(), [*p, *f]))
+                .collect(),
             thresholds: Vec::new(),
         };
         summary.thresholds = thresholds.judge(&summary);
@@ -185,7 +202,11 @@ impl Thresholds {
         let mut out = Vec::new();
         if let Some(max) = self.max_failed_rate {
             out.push(ThresholdResult {
-                name: format!("failed rate {:.2}% < {:.2}%", s.failed_rate * 100.0, max * 100.0),
+                name: format!(
+                    "failed rate {:.2}% < {:.2}%",
+                    s.failed_rate * 100.0,
+                    max * 100.0
+                ),
                 passed: s.failed_rate < max,
             });
         }
@@ -204,20 +225,38 @@ impl Thresholds {
 pub fn print_summary(s: &Summary) {
     let l = &s.latency_ms;
     println!("\n  scenario ............: {}", s.scenario);
-    println!("  requests ............: {} in {:.2} s ({:.1}/s)", s.requests, s.duration_s, s.rps);
+    println!(
+        "  requests ............: {} in {:.2} s ({:.1}/s)",
+        s.requests, s.duration_s, s.rps
+    );
     println!(
         "  latency (ms) ........: min {:.2}  p50 {:.2}  p90 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}  mean {:.2}",
         l.min, l.p50, l.p90, l.p95, l.p99, l.max, l.mean
     );
-    let outcomes: Vec<String> = s.outcomes.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+    let outcomes: Vec<String> = s
+        .outcomes
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
     println!("  answers .............: {}", outcomes.join("  "));
-    println!("  failed ..............: {} ({:.2}%)", s.failed, s.failed_rate * 100.0);
+    println!(
+        "  failed ..............: {} ({:.2}%)",
+        s.failed,
+        s.failed_rate * 100.0
+    );
     for (name, [pass, fail]) in &s.checks {
         let total = (pass + fail).max(1);
-        println!("  check ...............: {:6.2}% ✓ {pass} ✗ {fail}  {name}", *pass as f64 * 100.0 / total as f64);
+        println!(
+            "  check ...............: {:6.2}% ✓ {pass} ✗ {fail}  {name}",
+            *pass as f64 * 100.0 / total as f64
+        );
     }
     for t in &s.thresholds {
-        println!("  threshold ...........: {} {}", if t.passed { "✓" } else { "✗" }, t.name);
+        println!(
+            "  threshold ...........: {} {}",
+            if t.passed { "✓" } else { "✗" },
+            t.name
+        );
     }
 }
 
@@ -233,12 +272,27 @@ mod tests {
         for ms in 1..=100u64 {
             stats.record(Duration::from_millis(ms), &ok, true, &[("is 200", true)]);
         }
-        stats.record(Duration::from_millis(5), &Outcome::Timeout, false, &[("is 200", false)]);
-        let t = Thresholds { max_failed_rate: Some(0.05), max_p99: Some(Duration::from_millis(50)) };
+        stats.record(
+            Duration::from_millis(5),
+            &Outcome::Timeout,
+            false,
+            &[("is 200", false)],
+        );
+        let t = Thresholds {
+            max_failed_rate: Some(0.05),
+            max_p99: Some(Duration::from_millis(50)),
+        };
         let s = stats.summary("test", Duration::from_secs(2), &t);
-        assert_eq!((s.requests, s.failed, s.outcome("200"), s.outcome("timeout")), (101, 1, 100, 1));
+        assert_eq!(
+            (s.requests, s.failed, s.outcome("200"), s.outcome("timeout")),
+            (101, 1, 100, 1)
+        );
         assert_eq!(s.checks["is 200"], [100, 1]);
-        assert!((s.latency_ms.p50 - 51.0).abs() < 1.0, "{}", s.latency_ms.p50);
+        assert!(
+            (s.latency_ms.p50 - 51.0).abs() < 1.0,
+            "{}",
+            s.latency_ms.p50
+        );
         assert!((s.rps - 50.5).abs() < 1e-9);
         assert!(s.thresholds[0].passed, "1/101 < 5%");
         assert!(!s.thresholds[1].passed, "p99 ~99 ms is over 50 ms");

@@ -35,7 +35,9 @@ pub async fn run(settings: &Settings, args: SeedCouponsArgs) -> anyhow::Result<(
     let mut conn = pool.acquire().await?;
     let clock = Clock::new(settings.app.timezone);
     let report = seed_coupons(&mut conn, &clock, &args).await?;
-    sqlx::query("analyze tb_coupon, tb_coupon_keyword").execute(&mut *conn).await?;
+    sqlx::query("analyze tb_coupon, tb_coupon_keyword")
+        .execute(&mut *conn)
+        .await?;
     println!(
         "seeded {} coupons and {} keyword rows via {:?} in {:.1} s ({:.0} coupons/s, {:.0} rows/s)",
         report.coupons,
@@ -49,21 +51,33 @@ pub async fn run(settings: &Settings, args: SeedCouponsArgs) -> anyhow::Result<(
 }
 
 /// Seeds in one transaction: on any error nothing is left behind.
-pub async fn seed_coupons(conn: &mut PgConnection, clock: &Clock, args: &SeedCouponsArgs) -> anyhow::Result<SeedReport> {
+pub async fn seed_coupons(
+    conn: &mut PgConnection,
+    clock: &Clock,
+    args: &SeedCouponsArgs,
+) -> anyhow::Result<SeedReport> {
     let start = Instant::now();
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     // Nobody else writes coupons meanwhile, so the ids we hand out stay ours.
-    sqlx::query("lock table tb_coupon, tb_coupon_keyword in exclusive mode").execute(&mut *tx).await?;
-    let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon").fetch_one(&mut *tx).await?;
+    sqlx::query("lock table tb_coupon, tb_coupon_keyword in exclusive mode")
+        .execute(&mut *tx)
+        .await?;
+    let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon")
+        .fetch_one(&mut *tx)
+        .await?;
     if existing > 0 && args.reset {
         sqlx::query("truncate tb_issued_coupon, tb_coupon_keyword, tb_coupon restart identity")
             .execute(&mut *tx)
             .await?;
         eprintln!("reset: removed {existing} coupons, their keywords and issued coupons");
     } else if existing > 0 && !args.append {
-        bail!("tb_coupon already holds {existing} coupons: pass --append to add more, or --reset to replace them");
+        bail!(
+            "tb_coupon already holds {existing} coupons: pass --append to add more, or --reset to replace them"
+        );
     }
-    let base_id: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from tb_coupon").fetch_one(&mut *tx).await?;
+    let base_id: i64 = sqlx::query_scalar("select coalesce(max(id), 0) from tb_coupon")
+        .fetch_one(&mut *tx)
+        .await?;
     let now = clock.now();
     let keywords = match args.via {
         SeedVia::Copy => copy_coupons(&mut tx, base_id, args.count, now).await?,
@@ -72,7 +86,9 @@ pub async fn seed_coupons(conn: &mut PgConnection, clock: &Clock, args: &SeedCou
     sqlx::query("select setval(pg_get_serial_sequence('tb_coupon', 'id'), greatest((select max(id) from tb_coupon), 1))")
         .execute(&mut *tx)
         .await?;
-    tx.commit().await.context("failed to commit the seeded coupons")?;
+    tx.commit()
+        .await
+        .context("failed to commit the seeded coupons")?;
     Ok(SeedReport {
         coupons: u64::from(args.count),
         keywords,
@@ -91,14 +107,23 @@ fn coupon_line(out: &mut String, id: i64, c: &NewCoupon) {
     ts(out, c.created_at);
     out.push('\t');
     ts(out, c.created_at);
-    let _ = write!(out, "\t{}\t{}\t29CM 혜택\t상세 설명\t{}\t0\t1\tf\t", c.brand, c.title, c.total_quantity);
+    let _ = write!(
+        out,
+        "\t{}\t{}\t29CM 혜택\t상세 설명\t{}\t0\t1\tf\t",
+        c.brand, c.title, c.total_quantity
+    );
     ts(out, c.start_at);
     out.push('\t');
     ts(out, c.end_at);
     out.push_str("\tAVAILABLE\n");
 }
 
-async fn copy_coupons(conn: &mut PgConnection, base_id: i64, count: u32, now: NaiveDateTime) -> anyhow::Result<u64> {
+async fn copy_coupons(
+    conn: &mut PgConnection,
+    base_id: i64,
+    count: u32,
+    now: NaiveDateTime,
+) -> anyhow::Result<u64> {
     let bar = progress(u64::from(count), "coupons");
     let mut rng = rand::rng();
     let mut keyword_text = String::new();
@@ -130,19 +155,28 @@ async fn copy_coupons(conn: &mut PgConnection, base_id: i64, count: u32, now: Na
     copy.finish().await.context("COPY into tb_coupon failed")?;
     bar.finish_and_clear();
     let bar = progress(keyword_rows, "keywords");
-    let mut copy = conn.copy_in_raw("copy tb_coupon_keyword (created_at, coupon_id, keyword) from stdin").await?;
+    let mut copy = conn
+        .copy_in_raw("copy tb_coupon_keyword (created_at, coupon_id, keyword) from stdin")
+        .await?;
     let bytes = keyword_text.into_bytes();
     for part in bytes.chunks(4 << 20) {
         copy.send(part).await?;
         bar.inc((part.len() / 45) as u64);
     }
-    copy.finish().await.context("COPY into tb_coupon_keyword failed")?;
+    copy.finish()
+        .await
+        .context("COPY into tb_coupon_keyword failed")?;
     bar.finish_and_clear();
     Ok(keyword_rows)
 }
 
 /// Plain batched INSERTs of the same rows, kept to measure COPY against.
-async fn insert_coupons(conn: &mut PgConnection, base_id: i64, count: u32, now: NaiveDateTime) -> anyhow::Result<u64> {
+async fn insert_coupons(
+    conn: &mut PgConnection,
+    base_id: i64,
+    count: u32,
+    now: NaiveDateTime,
+) -> anyhow::Result<u64> {
     let bar = progress(u64::from(count), "coupons");
     let mut rng = rand::rng();
     let mut keyword_rows = 0u64;
@@ -157,17 +191,32 @@ async fn insert_coupons(conn: &mut PgConnection, base_id: i64, count: u32, now: 
              issued_quantity, limit_per_user, is_sold_out, start_at, end_at, use_status) ",
         );
         qb.push_values(&batch, |mut row, (id, c)| {
-            row.push_bind(*id).push_bind(c.created_at).push_bind(c.created_at).push_bind(c.brand);
-            row.push_bind(c.title.as_str()).push_bind("29CM 혜택").push_bind("상세 설명");
-            row.push_bind(c.total_quantity).push_bind(0).push_bind(1).push_bind(false);
-            row.push_bind(c.start_at).push_bind(c.end_at).push_unseparated(", 'AVAILABLE'");
+            row.push_bind(*id)
+                .push_bind(c.created_at)
+                .push_bind(c.created_at)
+                .push_bind(c.brand);
+            row.push_bind(c.title.as_str())
+                .push_bind("29CM 혜택")
+                .push_bind("상세 설명");
+            row.push_bind(c.total_quantity)
+                .push_bind(0)
+                .push_bind(1)
+                .push_bind(false);
+            row.push_bind(c.start_at)
+                .push_bind(c.end_at)
+                .push_unseparated(", 'AVAILABLE'");
         });
         qb.build().execute(&mut *conn).await?;
         let words: Vec<(i64, NaiveDateTime, &str)> = batch
             .iter()
-            .flat_map(|(id, c)| c.keywords.iter().map(move |w| (*id, c.created_at, w.as_str())))
+            .flat_map(|(id, c)| {
+                c.keywords
+                    .iter()
+                    .map(move |w| (*id, c.created_at, w.as_str()))
+            })
             .collect();
-        let mut kq: QueryBuilder<Postgres> = QueryBuilder::new("insert into tb_coupon_keyword (coupon_id, created_at, keyword) ");
+        let mut kq: QueryBuilder<Postgres> =
+            QueryBuilder::new("insert into tb_coupon_keyword (coupon_id, created_at, keyword) ");
         kq.push_values(&words, |mut row, (id, created, word)| {
             row.push_bind(*id).push_bind(*created).push_bind(*word);
         });

@@ -37,23 +37,38 @@ pub async fn run(settings: &Settings, args: SeedUsersArgs) -> anyhow::Result<()>
     let tokens = TokenKeys::new(secret, args.token_ttl, args.token_ttl);
     let pool = crate::db::connect_postgres(&settings.database).await?;
     crate::db::run_migrations(&pool).await?;
-    let emails: Vec<String> = (1..=args.count).map(|i| format!("{}{i}@load.fastpick.test", args.prefix)).collect();
+    let emails: Vec<String> = (1..=args.count)
+        .map(|i| format!("{}{i}@load.fastpick.test", args.prefix))
+        .collect();
     let users = hash_all(emails, settings.auth.bcrypt_cost).await?;
     let now = Clock::new(settings.app.timezone).now();
     let mut tx = pool.begin().await?;
-    let existing: i64 = sqlx::query_scalar("select count(*) from tb_user where email like $1 || '%@load.fastpick.test'")
-        .bind(&args.prefix)
-        .fetch_one(&mut *tx)
-        .await?;
+    let existing: i64 = sqlx::query_scalar(
+        "select count(*) from tb_user where email like $1 || '%@load.fastpick.test'",
+    )
+    .bind(&args.prefix)
+    .fetch_one(&mut *tx)
+    .await?;
     if existing > 0 && !args.reset {
-        bail!("{existing} users named {}N@load.fastpick.test exist already: pass --reset to replace them", args.prefix);
+        bail!(
+            "{existing} users named {}N@load.fastpick.test exist already: pass --reset to replace them",
+            args.prefix
+        );
     }
     if existing > 0 {
         for table in ["tb_issued_coupon", "tb_refresh_token"] {
-            let sql = format!("delete from {table} where user_id in (select id from tb_user where email like $1 || '%@load.fastpick.test')");
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&args.prefix).execute(&mut *tx).await?;
+            let sql = format!(
+                "delete from {table} where user_id in (select id from tb_user where email like $1 || '%@load.fastpick.test')"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&args.prefix)
+                .execute(&mut *tx)
+                .await?;
         }
-        sqlx::query("delete from tb_user where email like $1 || '%@load.fastpick.test'").bind(&args.prefix).execute(&mut *tx).await?;
+        sqlx::query("delete from tb_user where email like $1 || '%@load.fastpick.test'")
+            .bind(&args.prefix)
+            .execute(&mut *tx)
+            .await?;
         eprintln!("reset: removed {existing} earlier load-test users and their coupons");
     }
     let emails: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
@@ -71,7 +86,8 @@ pub async fn run(settings: &Settings, args: SeedUsersArgs) -> anyhow::Result<()>
     let partial = args.out.with_extension("csv.partial");
     write_csv(&partial, &users, &tokens, args.token_ttl)?;
     tx.commit().await?;
-    std::fs::rename(&partial, &args.out).with_context(|| format!("failed to write {}", args.out.display()))?;
+    std::fs::rename(&partial, &args.out)
+        .with_context(|| format!("failed to write {}", args.out.display()))?;
     println!(
         "seeded {} users; wrote {} (mode 0600, holds passwords and tokens valid for {})",
         users.len(),
@@ -85,7 +101,16 @@ pub async fn run(settings: &Settings, args: SeedUsersArgs) -> anyhow::Result<()>
 async fn hash_all(emails: Vec<String>, cost: u32) -> anyhow::Result<Vec<SeedUser>> {
     let plain: Vec<(String, String)> = emails
         .into_iter()
-        .map(|e| (e, rand::rng().sample_iter(&Alphanumeric).take(16).map(char::from).collect()))
+        .map(|e| {
+            (
+                e,
+                rand::rng()
+                    .sample_iter(&Alphanumeric)
+                    .take(16)
+                    .map(char::from)
+                    .collect(),
+            )
+        })
         .collect();
     tokio::task::spawn_blocking(move || {
         let bar = progress(plain.len() as u64, "hashing");
@@ -101,13 +126,23 @@ async fn hash_all(emails: Vec<String>, cost: u32) -> anyhow::Result<Vec<SeedUser
                             .map(|(email, password)| {
                                 let hash = crate::password::hash_blocking(password, cost)?;
                                 bar.inc(1);
-                                Ok(SeedUser { email: email.clone(), password: password.clone(), hash })
+                                Ok(SeedUser {
+                                    email: email.clone(),
+                                    password: password.clone(),
+                                    hash,
+                                })
                             })
                             .collect::<anyhow::Result<Vec<_>>>()
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("hashing thread panicked"))?).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("hashing thread panicked"))?
+                })
+                .collect()
         });
         bar.finish_and_clear();
         Ok(users?.into_iter().flatten().collect())
@@ -116,7 +151,12 @@ async fn hash_all(emails: Vec<String>, cost: u32) -> anyhow::Result<Vec<SeedUser
 }
 
 /// Writes users.csv readable only by its owner.
-fn write_csv(path: &std::path::Path, users: &[SeedUser], tokens: &TokenKeys, ttl: Duration) -> anyhow::Result<()> {
+fn write_csv(
+    path: &std::path::Path,
+    users: &[SeedUser],
+    tokens: &TokenKeys,
+    ttl: Duration,
+) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -129,7 +169,10 @@ fn write_csv(path: &std::path::Path, users: &[SeedUser], tokens: &TokenKeys, ttl
     out.push('\n');
     for user in users {
         let token = tokens.access_token(&user.email, "USER", ttl)?;
-        out.push_str(&format!("{},{},{token},{token}\n", user.email, user.password));
+        out.push_str(&format!(
+            "{},{},{token},{token}\n",
+            user.email, user.password
+        ));
     }
     file.write_all(out.as_bytes())?;
     Ok(())

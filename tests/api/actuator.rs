@@ -50,12 +50,15 @@ async fn prometheus_shows_requests_by_route_template_and_process_gauges() {
     let line = text
         .lines()
         .find(|l| {
-            l.starts_with("fastpick_http_server_requests_seconds_count{")
+            l.starts_with("http_server_requests_seconds_count{")
                 && l.contains("uri=\"/api/v1/coupons/{id}\"")
         })
         .unwrap_or_else(|| panic!("no series for the route template in:\n{text}"));
     assert!(
-        line.contains("status=\"404\"") && line.contains("method=\"GET\""),
+        line.contains("status=\"404\"")
+            && line.contains("method=\"GET\"")
+            && line.contains("outcome=\"CLIENT_ERROR\"")
+            && line.contains("application=\"fastpick-be\""),
         "{line}"
     );
     for name in [

@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
-use fastpick::token::{Claims, TokenKeys};
 use fastpick::config::Settings;
 use fastpick::domain::Clock;
 use fastpick::local::{self, Supervised};
+use fastpick::token::{Claims, TokenKeys};
 use rand::Rng;
 use reqwest::{Client, Method, Response};
 use secrecy::SecretString;

@@ -119,9 +119,13 @@ async fn bad_issue_requests_get_4xx_envelopes() {
         .await
         .assert_error(400, "C002");
     assert_eq!(errors[0]["field"], "couponId");
+    // Jackson's coercions: a float is truncated and a numeric string is a number.
     app.post(path, Some(&token), json!({"couponId": 1.5}))
         .await
-        .assert_error(400, "C002");
+        .assert_error(404, "CP01");
+    app.post(path, Some(&token), json!({"couponId": "77"}))
+        .await
+        .assert_error(404, "CP01");
     app.send_raw(
         reqwest::Method::POST,
         path,

@@ -8,3 +8,4 @@ mod coupons;
 mod helpers;
 mod issues;
 mod my_coupons;
+mod schema;

@@ -20,6 +20,23 @@ alter table tb_coupon
     add constraint tb_coupon_quantity_check
     check (issued_quantity >= 0 and issued_quantity <= total_quantity) not valid;
 
+-- A database the original evolved with ddl-auto=update still has NOT NULL columns that its
+-- current code no longer fills on tb_coupon_keyword (API.md 4, schema drift); they would make
+-- every keyword insert fail, so they become nullable.
+do $$
+declare
+    stale text;
+begin
+    foreach stale in array array['is_sold_out', 'start_at', 'end_at', 'use_status'] loop
+        if exists (select 1 from information_schema.columns
+                   where table_schema = current_schema() and table_name = 'tb_coupon_keyword'
+                     and column_name = stale) then
+            execute format('alter table tb_coupon_keyword alter column %I drop not null', stale);
+        end if;
+    end loop;
+end
+$$;
+
 -- Keywords are stored normalised (ASCII lowercase, once per coupon) for case-insensitive
 -- prefix search (change 2).
 update tb_coupon_keyword set keyword = lower(keyword) where keyword <> lower(keyword);

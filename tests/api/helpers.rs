@@ -39,6 +39,8 @@ pub struct TestApp {
     pub tokens: TokenKeys,
     pub clock: Clock,
     pub redis: Option<Supervised>,
+    pub db_port: u16,
+    pub db_name: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -113,6 +115,8 @@ pub async fn spawn_with(settings: Settings, redis: Option<Supervised>) -> TestAp
         ),
         clock: Clock::new(settings.app.timezone),
         redis,
+        db_port: settings.database.port,
+        db_name: settings.database.name.clone(),
         shutdown: Some(tx),
         server: Some(server),
     }

@@ -7,5 +7,7 @@ mod cli;
 mod coupons;
 mod helpers;
 mod issues;
+mod load;
 mod my_coupons;
 mod schema;
+mod seed;

@@ -80,7 +80,7 @@ pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
     raise_fd_limit();
     let target = Target::parse(&args.common.base_url).await?;
     let tokens = Arc::new(read_tokens(&args.users)?);
-    let stats = Arc::new(Stats::new());
+    let stats = Stats::new();
     let barrier = Arc::new(Barrier::new(args.vus + 1));
     let body = Bytes::from(format!("{{\"couponId\":{}}}", args.coupon_id));
     let mut handles = Vec::with_capacity(args.vus);
@@ -119,7 +119,9 @@ pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
                 ("status is 200/202, or 400 CP04/CP05", correct),
                 ("no 5xx, no connection error", not_5xx),
             ];
-            stats.record(sent.elapsed(), &outcome, correct, &checks);
+            stats
+                .recorder()
+                .record(sent.elapsed(), &outcome, correct, &checks);
         }));
     }
     let vus = Arc::new(AtomicUsize::new(args.vus));

@@ -15,7 +15,7 @@ use rand::seq::IndexedRandom;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::load::client::{Conn, Outcome, Target};
-use crate::load::stats::{Stats, Summary, Thresholds};
+use crate::load::stats::{Recorder, Stats, Summary, Thresholds};
 use crate::load::{CommonArgs, Progress, raise_fd_limit};
 
 /// The original script's keywords; five of them are not produced by the seeder.
@@ -137,7 +137,13 @@ fn search_path(rng: &mut impl Rng, ghost_ratio: f64) -> String {
 }
 
 /// Sends one search and records it: correct = 200 with a non-null JSON body.
-async fn one_search(conn: &mut Conn, stats: &Stats, path: &str, timeout: Duration, since: Instant) {
+async fn one_search(
+    conn: &mut Conn,
+    stats: &mut Recorder,
+    path: &str,
+    timeout: Duration,
+    since: Instant,
+) {
     let outcome = conn.send(Method::GET, path, None, None, timeout).await;
     let is_200 = matches!(outcome, Outcome::Http(200, _));
     let json = match &outcome {
@@ -161,7 +167,7 @@ pub async fn run(args: &SearchArgs) -> anyhow::Result<Summary> {
         bail!("--think-min is longer than --think-max");
     }
     let target = Target::parse(&args.common.base_url).await?;
-    let stats = Arc::new(Stats::new());
+    let stats = Stats::new();
     let vus = Arc::new(AtomicUsize::new(0));
     let progress = Progress::start(stats.clone(), vus.clone(), args.common.quiet);
     let start = Instant::now();
@@ -211,6 +217,7 @@ async fn closed_model(
             );
             handles.push(tokio::spawn(async move {
                 let mut conn = Conn::new(target);
+                let mut recorder = stats.recorder();
                 let mut active = false;
                 while !done.load(Ordering::Relaxed) {
                     let should_run = idx < wanted.load(Ordering::Relaxed);
@@ -234,8 +241,10 @@ async fn closed_model(
                             rng.random_range(think.0..=think.1),
                         )
                     };
-                    one_search(&mut conn, &stats, &path, timeout, Instant::now()).await;
-                    tokio::time::sleep(pause).await;
+                    one_search(&mut conn, &mut recorder, &path, timeout, Instant::now()).await;
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
                 }
                 if active {
                     vus.fetch_sub(1, Ordering::Relaxed);
@@ -291,7 +300,14 @@ async fn open_model(
             };
             vus.fetch_add(1, Ordering::Relaxed);
             let mut conn = idle.lock().await.pop().unwrap_or_else(|| Conn::new(target));
-            one_search(&mut conn, &stats, &path, timeout, scheduled.into_std()).await;
+            one_search(
+                &mut conn,
+                &mut stats.recorder(),
+                &path,
+                timeout,
+                scheduled.into_std(),
+            )
+            .await;
             idle.lock().await.push(conn);
             vus.fetch_sub(1, Ordering::Relaxed);
         }));

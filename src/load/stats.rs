@@ -2,7 +2,8 @@
 //! the thresholds judged on them; printed k6-style or written as JSON.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -10,20 +11,138 @@ use serde::Serialize;
 
 use crate::load::client::Outcome;
 
-/// Counts shared by all virtual users of a run.
+/// Counts shared by all virtual users of a run: [`Recorder`]s flush into it.
 pub struct Stats {
-    inner: Mutex<Inner>,
+    tally: Mutex<Tally>,
+    /// Live counters for the progress line, bumped on every request.
+    requests: AtomicU64,
+    failed: AtomicU64,
 }
 
-struct Inner {
+/// Outcome keys beside HTTP statuses.
+const TIMEOUT: u16 = 0;
+const ERROR: u16 = 1;
+
+/// Counts of one virtual user, or of the whole run.
+struct Tally {
     /// Latency in microseconds, 1 µs .. 10 min, 3 significant digits.
     latency: Histogram<u64>,
-    /// Answers by HTTP status; transport failures under "error" and "timeout".
-    outcomes: BTreeMap<String, u64>,
-    /// Check name → (passed, failed).
-    checks: BTreeMap<&'static str, (u64, u64)>,
+    /// Answers by HTTP status, or TIMEOUT / ERROR.
+    outcomes: Vec<(u16, u64)>,
+    /// Check name, passed, failed.
+    checks: Vec<(&'static str, u64, u64)>,
     requests: u64,
     failed: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
+        let latency =
+            Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
+        Tally {
+            latency,
+            outcomes: Vec::new(),
+            checks: Vec::new(),
+            requests: 0,
+            failed: 0,
+        }
+    }
+
+    fn bump_outcome(&mut self, key: u16, n: u64) {
+        match self.outcomes.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, count)) => *count += n,
+            None => self.outcomes.push((key, n)),
+        }
+    }
+
+    fn bump_check(&mut self, name: &'static str, passed: u64, failed: u64) {
+        match self.checks.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, p, f)) => {
+                *p += passed;
+                *f += failed;
+            }
+            None => self.checks.push((name, passed, failed)),
+        }
+    }
+
+    fn merge(&mut self, other: &Tally) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        for (key, n) in &other.outcomes {
+            self.bump_outcome(*key, *n);
+        }
+        for (name, p, f) in &other.checks {
+            self.bump_check(name, *p, *f);
+        }
+        self.requests += other.requests;
+        self.failed += other.failed;
+    }
+}
+
+/// One virtual user's counts, flushed into the run's [`Stats`] now and then and when dropped.
+pub struct Recorder {
+    local: Tally,
+    shared: Arc<Stats>,
+}
+
+/// Requests a recorder keeps before flushing.
+const FLUSH_EVERY: u64 = 256;
+
+impl Recorder {
+    /// Records one request: its latency, outcome, and the checks it passed or failed.
+    /// `correct` is the scenario's rule for a request that did what was expected.
+    pub fn record(
+        &mut self,
+        latency: Duration,
+        outcome: &Outcome,
+        correct: bool,
+        checks: &[(&'static str, bool)],
+    ) {
+        let key = match outcome {
+            Outcome::Http(status, _) => *status,
+            Outcome::Timeout => TIMEOUT,
+            Outcome::Error(_) => ERROR,
+        };
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let t = &mut self.local;
+        t.latency.saturating_record(micros);
+        t.bump_outcome(key, 1);
+        for (name, ok) in checks {
+            t.bump_check(name, u64::from(*ok), u64::from(!*ok));
+        }
+        t.requests += 1;
+        t.failed += u64::from(!correct);
+        self.shared.requests.fetch_add(1, Ordering::Relaxed);
+        if !correct {
+            self.shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        if t.requests >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.local.requests == 0 {
+            return;
+        }
+        let mut shared = self.shared.tally.lock().unwrap_or_else(|e| e.into_inner());
+        shared.merge(&self.local);
+        drop(shared);
+        self.local.latency.reset();
+        self.local.outcomes.clear();
+        self.local.checks.clear();
+        self.local.requests = 0;
+        self.local.failed = 0;
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// Latency percentiles in milliseconds.
@@ -82,81 +201,49 @@ pub struct Live {
     pub p99_ms: f64,
 }
 
-impl Default for Stats {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Stats {
     /// Starts empty.
-    pub fn new() -> Self {
-        // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
-        let latency =
-            Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
-        Stats {
-            inner: Mutex::new(Inner {
-                latency,
-                outcomes: BTreeMap::new(),
-                checks: BTreeMap::new(),
-                requests: 0,
-                failed: 0,
-            }),
+    pub fn new() -> Arc<Self> {
+        Arc::new(Stats {
+            tally: Mutex::new(Tally::new()),
+            requests: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        })
+    }
+
+    /// Makes a recorder for one virtual user.
+    pub fn recorder(self: &Arc<Self>) -> Recorder {
+        Recorder {
+            local: Tally::new(),
+            shared: self.clone(),
         }
     }
 
-    /// Records one request: its latency, outcome, and the checks it passed or failed.
-    /// `correct` is the scenario's rule for a request that did what was expected.
-    pub fn record(
-        &self,
-        latency: Duration,
-        outcome: &Outcome,
-        correct: bool,
-        checks: &[(&'static str, bool)],
-    ) {
-        let key = match outcome {
-            Outcome::Http(status, _) => status.to_string(),
-            Outcome::Timeout => "timeout".to_owned(),
-            Outcome::Error(_) => "error".to_owned(),
-        };
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        inner.latency.saturating_record(micros);
-        *inner.outcomes.entry(key).or_default() += 1;
-        for (name, ok) in checks {
-            let entry = inner.checks.entry(name).or_default();
-            if *ok {
-                entry.0 += 1;
-            } else {
-                entry.1 += 1;
-            }
-        }
-        inner.requests += 1;
-        inner.failed += u64::from(!correct);
-    }
-
-    /// Returns counters for the progress line.
+    /// Returns counters for the progress line (p99 of what was flushed so far).
     pub fn live(&self) -> Live {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let p99 = self
+            .tally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .latency
+            .value_at_quantile(0.99);
         Live {
-            requests: inner.requests,
-            failed: inner.failed,
-            p99_ms: inner.latency.value_at_quantile(0.99) as f64 / 1000.0,
+            requests: self.requests.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            p99_ms: p99 as f64 / 1000.0,
         }
     }
 
-    /// Builds the report; `thresholds` are judged on it.
+    /// Builds the report once every recorder is dropped; `thresholds` are judged on it.
     pub fn summary(&self, scenario: &str, elapsed: Duration, thresholds: &Thresholds) -> Summary {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let h = &inner.latency;
+        let tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+        let h = &tally.latency;
         let ms = |v: u64| v as f64 / 1000.0;
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let failed_rate = if inner.requests == 0 {
+        let failed_rate = if tally.requests == 0 {
             0.0
         } else {
-            inner.failed as f64 / inner.requests as f64
+            tally.failed as f64 / tally.requests as f64
         };
         let latency = Latency {
             min: ms(h.min()),
@@ -167,19 +254,31 @@ impl Stats {
             max: ms(h.max()),
             mean: h.mean() / 1000.0,
         };
+        let outcomes = tally
+            .outcomes
+            .iter()
+            .map(|(key, n)| {
+                let name = match *key {
+                    TIMEOUT => "timeout".to_owned(),
+                    ERROR => "error".to_owned(),
+                    status => status.to_string(),
+                };
+                (name, *n)
+            })
+            .collect();
         let mut summary = Summary {
             scenario: scenario.to_owned(),
             duration_s: secs,
-            requests: inner.requests,
-            rps: inner.requests as f64 / secs,
-            failed: inner.failed,
+            requests: tally.requests,
+            rps: tally.requests as f64 / secs,
+            failed: tally.failed,
             failed_rate,
             latency_ms: latency,
-            outcomes: inner.outcomes.clone(),
-            checks: inner
+            outcomes,
+            checks: tally
                 .checks
                 .iter()
-                .map(|(k, (p, f))| ((*k).to_owned(), [*p, *f]))
+                .map(|(k, p, f)| ((*k).to_owned(), [*p, *f]))
                 .collect(),
             thresholds: Vec::new(),
         };
@@ -269,15 +368,22 @@ mod tests {
     fn summary_counts_outcomes_checks_and_judges_thresholds() {
         let stats = Stats::new();
         let ok = Outcome::Http(200, Bytes::new());
+        let (mut a, mut b) = (stats.recorder(), stats.recorder());
         for ms in 1..=100u64 {
-            stats.record(Duration::from_millis(ms), &ok, true, &[("is 200", true)]);
+            a.record(Duration::from_millis(ms), &ok, true, &[("is 200", true)]);
         }
-        stats.record(
+        b.record(
             Duration::from_millis(5),
             &Outcome::Timeout,
             false,
             &[("is 200", false)],
         );
+        assert_eq!(
+            stats.live().requests,
+            101,
+            "live counters move before any flush"
+        );
+        drop((a, b));
         let t = Thresholds {
             max_failed_rate: Some(0.05),
             max_p99: Some(Duration::from_millis(50)),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -84,10 +84,13 @@ impl Tally {
 pub struct Recorder {
     local: Tally,
     shared: Arc<Stats>,
+    last_flush: Instant,
 }
 
 /// Requests a recorder keeps before flushing.
 const FLUSH_EVERY: u64 = 256;
+/// Longest a recorder keeps requests before flushing (the live p99 stays fresh).
+const FLUSH_AFTER: Duration = Duration::from_millis(250);
 
 impl Recorder {
     /// Records one request: its latency, outcome, and the checks it passed or failed.
@@ -119,12 +122,13 @@ impl Recorder {
         if !correct {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if t.requests >= FLUSH_EVERY {
+        if t.requests >= FLUSH_EVERY || self.last_flush.elapsed() >= FLUSH_AFTER {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
+        self.last_flush = Instant::now();
         if self.local.requests == 0 {
             return;
         }
@@ -216,6 +220,7 @@ impl Stats {
         Recorder {
             local: Tally::new(),
             shared: self.clone(),
+            last_flush: Instant::now(),
         }
     }
 

@@ -22,6 +22,7 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub auth: AuthConfig,
+    pub issue: IssueConfig,
     pub log: LogConfig,
 }
 
@@ -133,6 +134,62 @@ impl Default for AuthConfig {
             bcrypt_cost: 10,
         }
     }
+}
+
+/// Coupon issuing under concurrency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IssueConfig {
+    /// How concurrent issue requests are controlled.
+    pub strategy: IssueStrategy,
+    /// What `redis-gate` does while Redis is unreachable.
+    pub redis_down: RedisDown,
+    /// How long gate state lives in Redis before it is rebuilt from PostgreSQL.
+    #[serde(deserialize_with = "duration")]
+    pub gate_ttl: Duration,
+}
+
+impl Default for IssueConfig {
+    fn default() -> Self {
+        Self {
+            strategy: IssueStrategy::DbAtomic,
+            redis_down: RedisDown::Fallback,
+            gate_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The issuing strategies (the experiment's switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum IssueStrategy {
+    /// SELECT ... FOR NO KEY UPDATE, then the checks in the app: the original's row lock.
+    DbLock,
+    /// One conditional UPDATE plus the unique (user, coupon) constraint, in one transaction.
+    DbAtomic,
+    /// A Redis Lua script admits or refuses in one round trip; only admitted requests write.
+    RedisGate,
+}
+
+impl IssueStrategy {
+    /// Returns the config and metrics name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueStrategy::DbLock => "db-lock",
+            IssueStrategy::DbAtomic => "db-atomic",
+            IssueStrategy::RedisGate => "redis-gate",
+        }
+    }
+}
+
+/// What `redis-gate` does without Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedisDown {
+    /// Issues with `db-atomic` until Redis is back.
+    Fallback,
+    /// Answers 503 C010 until Redis is back.
+    Unavailable,
 }
 
 /// Log output.

@@ -83,6 +83,8 @@ pub enum ApiError {
     SoldOut,
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
+    #[error("redis unavailable")]
+    RedisUnavailable,
     #[error("database error")]
     Sqlx(#[source] sqlx::Error),
     #[error("internal error")]
@@ -134,7 +136,7 @@ impl ApiError {
             ApiError::RouteNotFound => "C007",
             ApiError::MethodNotAllowed => "C008",
             ApiError::PayloadTooLarge => "C009",
-            ApiError::Unavailable(_) => "C010",
+            ApiError::Unavailable(_) | ApiError::RedisUnavailable => "C010",
             ApiError::EmailTaken => "U002",
             ApiError::InvalidToken => "A001",
             ApiError::ExpiredToken => "A002",

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use fred::prelude::ClientLike;
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
@@ -55,6 +56,20 @@ fn outcome_label(status: u16) -> &'static str {
     }
 }
 
+/// Labels of an issue outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssueLabels {
+    pub strategy: &'static str,
+    /// "issued" or the refusal's code.
+    pub outcome: &'static str,
+}
+
+/// Labels of a gate event.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    pub event: &'static str,
+}
+
 /// Labels of a pool gauge.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -65,6 +80,8 @@ pub struct StateLabel {
 pub struct AppMetrics {
     registry: Registry,
     http: Family<HttpLabels, Histogram>,
+    issues: Family<IssueLabels, Counter>,
+    gate_events: Family<EventLabel, Counter>,
     db_connections: Family<StateLabel, Gauge>,
     db_max: Gauge,
     redis_connected: Gauge,
@@ -97,6 +114,8 @@ impl AppMetrics {
         );
         let metrics = AppMetrics {
             http,
+            issues: Family::default(),
+            gate_events: Family::default(),
             db_connections: Family::default(),
             db_max: Gauge::default(),
             redis_connected: Gauge::default(),
@@ -112,6 +131,16 @@ impl AppMetrics {
 
     fn register_gauges(mut self) -> Self {
         let r = self.registry.sub_registry_with_prefix("fastpick");
+        r.register(
+            "issue_requests",
+            "Issue requests by strategy and outcome",
+            self.issues.clone(),
+        );
+        r.register(
+            "issue_gate_events",
+            "Redis gate builds and Redis-down fallbacks",
+            self.gate_events.clone(),
+        );
         r.register(
             "db_pool_connections",
             "PostgreSQL pool connections by state",
@@ -160,6 +189,18 @@ impl AppMetrics {
             outcome: outcome_label(status),
         };
         self.http.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Counts one issue request's outcome.
+    pub fn issue_outcome(&self, strategy: &'static str, outcome: &'static str) {
+        self.issues
+            .get_or_create(&IssueLabels { strategy, outcome })
+            .inc();
+    }
+
+    /// Counts one gate event.
+    pub fn gate_event(&self, event: &'static str) {
+        self.gate_events.get_or_create(&EventLabel { event }).inc();
     }
 
     /// Refreshes the gauges and writes everything as OpenMetrics text.

@@ -95,6 +95,17 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         .secret_key
         .as_ref()
         .context("auth.secret_key is missing")?;
+    let gate = (settings.issue.strategy == crate::config::IssueStrategy::RedisGate).then(|| {
+        Arc::new(issues::gate::Gate::new(
+            redis.clone(),
+            settings.issue.gate_ttl,
+        ))
+    });
+    if let Some(gate) = &gate
+        && let Err(e) = gate.new_epoch().await
+    {
+        tracing::warn!(error = %e, "redis gate: redis unreachable at start; issuing falls back until it returns");
+    }
     Ok(AppState {
         db,
         redis,
@@ -106,6 +117,8 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         clock: Clock::new(settings.app.timezone),
         metrics: Arc::new(AppMetrics::new()),
         bcrypt_cost: settings.auth.bcrypt_cost,
+        issue: settings.issue.clone(),
+        gate,
     })
 }
 

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::app::issues::gate::Gate;
 use crate::app::metrics::AppMetrics;
+use crate::config::IssueConfig;
 use crate::domain::Clock;
 use crate::token::TokenKeys;
 
@@ -18,4 +20,8 @@ pub struct AppState {
     pub metrics: Arc<AppMetrics>,
     /// bcrypt cost for new password hashes.
     pub bcrypt_cost: u32,
+    /// The issuing strategy and its settings.
+    pub issue: IssueConfig,
+    /// The Redis gate, when `issue.strategy` is redis-gate.
+    pub gate: Option<Arc<Gate>>,
 }

@@ -27,6 +27,8 @@ pub struct Supervised {
     pub dir: PathBuf,
     /// The loopback port it listens on.
     pub port: u16,
+    /// Tells whether the server answers (used after start and restart).
+    ready: fn(&Supervised) -> bool,
 }
 
 impl Supervised {
@@ -40,6 +42,23 @@ impl Supervised {
             let _ = stdin.write_all(b"stop\n");
         }
         let _ = self.child.wait();
+    }
+
+    /// Stops the server and starts it again on the same port and directory (PostgreSQL keeps
+    /// its data; Redis, which runs without persistence, comes back empty), then waits for it.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("server already stopped")?;
+        stdin
+            .write_all(b"restart\n")
+            .context("failed to ask for a restart")?;
+        stdin.flush()?;
+        // Readiness means the new process once the old one was seen down; a restart quicker
+        // than the polling is over once the bound passes.
+        let asked = Instant::now();
+        while (self.ready)(self) && asked.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        wait_until(self, self.ready)
     }
 
     /// Returns the server's log so far (for error messages).
@@ -130,9 +149,13 @@ fn spawn_supervised(
     Ok((child, stdin))
 }
 
-/// The part of each supervisor script that waits for our pipe to close, then cleans up.
-const SUPERVISE: &str =
-    r#"pid=$!; read -r _ || true; kill -INT "$pid" 2>/dev/null; wait "$pid"; rm -rf "$DIR""#;
+/// Wraps a server command line: runs it, and on a line "restart" from our pipe stops and runs
+/// it again; when the pipe closes (we exited, even killed), stops it and removes its directory.
+fn supervise(server: &str) -> String {
+    format!(
+        r#"while :; do {server} & pid=$!; cmd=stop; read -r cmd || cmd=stop; kill -INT "$pid" 2>/dev/null; wait "$pid"; [ "$cmd" = restart ] || break; done; rm -rf "$DIR""#
+    )
+}
 
 /// Starts PostgreSQL (trust auth, user `postgres`) in a new temp dir on a free port.
 pub fn start_postgres() -> anyhow::Result<Supervised> {
@@ -170,9 +193,10 @@ pub fn start_postgres() -> anyhow::Result<Supervised> {
         bail!("initdb failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let port = free_port()?;
-    let script = format!(
-        r#"DIR="$4"; "$1/postgres" -D "$2" -p "$3" -k "$4" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB >"$4/server.log" 2>&1 & {SUPERVISE}"#
+    let server = supervise(
+        r#""$1/postgres" -D "$2" -p "$3" -k "$4" -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB >>"$4/server.log" 2>&1"#,
     );
+    let script = format!(r#"DIR="$4"; {server}"#);
     let args = [
         bin.to_str().unwrap_or(""),
         data.to_str().unwrap_or(""),
@@ -185,22 +209,9 @@ pub fn start_postgres() -> anyhow::Result<Supervised> {
         stdin: Some(stdin),
         dir,
         port,
+        ready: postgres_ready,
     };
-    let isready = bin.join("pg_isready");
-    wait_until(&server, || {
-        Command::new(&isready)
-            .args([
-                "-q",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .status()
-            .is_ok_and(|s| s.success())
-    })?;
+    wait_until(&server, postgres_ready)?;
     Ok(server)
 }
 
@@ -214,9 +225,10 @@ pub fn start_redis_on(port: u16) -> anyhow::Result<Supervised> {
     let redis = find_program("redis-server", &[])
         .context("redis-server not found: apt-get install redis-server")?;
     let dir = fresh_dir("redis")?;
-    let script = format!(
-        r#"DIR="$3"; "$1" --port "$2" --bind 127.0.0.1 --save "" --appendonly no --dir "$3" >"$3/server.log" 2>&1 & {SUPERVISE}"#
+    let server = supervise(
+        r#""$1" --port "$2" --bind 127.0.0.1 --save "" --appendonly no --dir "$3" >>"$3/server.log" 2>&1"#,
     );
+    let script = format!(r#"DIR="$3"; {server}"#);
     let args = [
         redis.to_str().unwrap_or(""),
         &port.to_string(),
@@ -228,8 +240,9 @@ pub fn start_redis_on(port: u16) -> anyhow::Result<Supervised> {
         stdin: Some(stdin),
         dir,
         port,
+        ready: |s| redis_ping(s.port),
     };
-    wait_until(&server, || redis_ping(port))?;
+    wait_until(&server, |s| redis_ping(s.port))?;
     Ok(server)
 }
 
@@ -246,11 +259,32 @@ pub fn redis_ping(port: u16) -> bool {
     BufReader::new(&mut stream).read_line(&mut line).is_ok() && line.starts_with("+PONG")
 }
 
+/// Tells whether PostgreSQL accepts connections (pg_isready).
+fn postgres_ready(server: &Supervised) -> bool {
+    let isready = postgres_bin_dirs()
+        .into_iter()
+        .map(|d| d.join("pg_isready"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("pg_isready"));
+    Command::new(isready)
+        .args([
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Polls a readiness check; fails with the server's log when it never passes.
-fn wait_until(server: &Supervised, ready: impl Fn() -> bool) -> anyhow::Result<()> {
+fn wait_until(server: &Supervised, ready: fn(&Supervised) -> bool) -> anyhow::Result<()> {
     let start = Instant::now();
     while start.elapsed() < READY_TIMEOUT {
-        if ready() {
+        if ready(server) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(25));

@@ -1,0 +1,125 @@
+//! Issuing a coupon to the logged-in user (API.md 2.5, change 8), by the configured strategy
+//! (`issue.strategy`: db-lock, db-atomic, redis-gate); every strategy answers the same codes
+//! in the same order and is exact under concurrency.
+
+pub mod db;
+pub mod gate;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::NaiveDateTime;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::app::error::{ApiError, ErrorBody, FieldError, Result};
+use crate::app::extract::{ApiJson, AuthUser, Validate};
+use crate::app::issues::gate::Admission;
+use crate::app::response::{Envelope, ok};
+use crate::app::state::AppState;
+use crate::config::{IssueStrategy, RedisDown};
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/coupon-issues", post(issue_coupon))
+}
+
+/// Issue body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IssueRequest {
+    #[serde(default, deserialize_with = "crate::app::lenient::opt_i64")]
+    #[schema(example = 19)]
+    pub coupon_id: Option<i64>,
+}
+
+impl Validate for IssueRequest {
+    fn validate(&self) -> Vec<FieldError> {
+        match self.coupon_id {
+            Some(_) => Vec::new(),
+            None => vec![FieldError::new("couponId", "", "쿠폰 ID는 필수입니다.")],
+        }
+    }
+}
+
+// POST /api/v1/coupon-issues
+#[utoipa::path(post, path = "/api/v1/coupon-issues", tag = "issues", request_body = IssueRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = Envelope<i64>, description = "data is the new issued-coupon id"),
+        (status = 400, body = ErrorBody, description = "C001/C002 bad body; CP05 already issued, CP02 disabled, CP03 outside the period, CP04 sold out (checked in that order)"),
+        (status = 401, body = ErrorBody, description = "C003 missing, A001 invalid, A002 expired token"),
+        (status = 404, body = ErrorBody, description = "CP01 no such coupon"),
+        (status = 503, body = ErrorBody, description = "C010 database (or, with issue.redis_down = unavailable, Redis) unavailable")))]
+#[tracing::instrument(skip_all, fields(user_id = user.id))]
+async fn issue_coupon(
+    State(state): State<AppState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<IssueRequest>,
+) -> Result<Json<Envelope<i64>>> {
+    let coupon_id = req.coupon_id.unwrap_or_default();
+    let now = state.clock.now();
+    let strategy = state.issue.strategy;
+    let result = match strategy {
+        IssueStrategy::DbLock => db::issue_locked(&state.db, coupon_id, user.id, now).await,
+        IssueStrategy::DbAtomic => db::issue_atomic(&state.db, coupon_id, user.id, now).await,
+        IssueStrategy::RedisGate => issue_gated(&state, coupon_id, user.id, now).await,
+    };
+    let outcome = match &result {
+        Ok(_) => "issued",
+        Err(e) => e.code(),
+    };
+    state.metrics.issue_outcome(strategy.as_str(), outcome);
+    result.map(ok)
+}
+
+/// `redis-gate`: Redis admits or refuses; an admitted request is written by `db-atomic`
+/// (whose guards stay) and committed before 200; a failed write gives the reservation back.
+async fn issue_gated(
+    state: &AppState,
+    coupon_id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<i64> {
+    let Some(gate) = state.gate.as_ref().filter(|g| g.is_up()) else {
+        return without_redis(state, coupon_id, user_id, now).await;
+    };
+    let mut admission = gate.admit(coupon_id, user_id, now).await;
+    if matches!(admission, Ok(Admission::Miss)) {
+        state.metrics.gate_event("build");
+        gate.build(&state.db, coupon_id).await?;
+        admission = gate.admit(coupon_id, user_id, now).await;
+    }
+    match admission {
+        Ok(Admission::Admitted) => {
+            let written = db::issue_atomic(&state.db, coupon_id, user_id, now).await;
+            match &written {
+                Ok(_) => {}
+                // PostgreSQL knows this user holds it: keep the holder, return the unit.
+                Err(ApiError::AlreadyIssued) => gate.release(coupon_id, user_id, false).await,
+                Err(_) => gate.release(coupon_id, user_id, true).await,
+            }
+            written
+        }
+        Ok(Admission::Refused(err)) => Err(err),
+        // Built just now and gone again (expired, flushed): let PostgreSQL decide.
+        Ok(Admission::Miss) => db::issue_atomic(&state.db, coupon_id, user_id, now).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "redis gate: redis failed");
+            without_redis(state, coupon_id, user_id, now).await
+        }
+    }
+}
+
+/// What `redis-gate` does while Redis is unreachable (`issue.redis_down`).
+async fn without_redis(
+    state: &AppState,
+    coupon_id: i64,
+    user_id: i64,
+    now: NaiveDateTime,
+) -> Result<i64> {
+    state.metrics.gate_event("redis_down");
+    match state.issue.redis_down {
+        RedisDown::Fallback => db::issue_atomic(&state.db, coupon_id, user_id, now).await,
+        RedisDown::Unavailable => Err(ApiError::RedisUnavailable),
+    }
+}

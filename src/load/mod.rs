@@ -114,7 +114,7 @@ impl Progress {
 }
 
 /// Raises the open-files limit to its hard maximum: 1,000 VUs need 1,000 sockets.
-pub(crate) fn raise_fd_limit() {
+pub fn raise_fd_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -241,13 +241,37 @@ impl TestApp {
         (id, pair.access)
     }
 
-    /// Inserts `n` users and returns their access tokens.
+    /// Inserts `n` users (one statement, one shared hash) and returns their access tokens.
     pub async fn users(&self, n: usize) -> Vec<String> {
-        let mut tokens = Vec::with_capacity(n);
-        for i in 0..n {
-            tokens.push(self.user(&format!("racer{i}@test.kr"), "USER").await.1);
-        }
-        tokens
+        self.users_named("racer", n).await
+    }
+
+    /// Inserts `n` users named `<prefix><i>@test.kr` and returns their access tokens.
+    pub async fn users_named(&self, prefix: &str, n: usize) -> Vec<String> {
+        let hash = fastpick::password::hash_blocking("password123", 4).expect("hash");
+        let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@test.kr")).collect();
+        sqlx::query(
+            "insert into tb_user (created_at, updated_at, email, password, name, role)
+             select now(), now(), e, $2, 'racer', 'USER' from unnest($1::text[]) as e",
+        )
+        .bind(&emails)
+        .bind(&hash)
+        .execute(&self.db)
+        .await
+        .expect("insert users");
+        emails
+            .iter()
+            .map(|e| self.tokens.issue_pair(e, "USER").expect("tokens").access)
+            .collect()
+    }
+
+    /// Writes a users.csv for the load tool and returns its path.
+    pub fn users_csv(&self, tokens: &[String]) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("fastpick-users-{}.csv", rand::random::<u64>()));
+        let body: String = tokens.iter().map(|t| format!("u@x,pw,{t},{t}\n")).collect();
+        std::fs::write(&path, format!("email,password,accessToken,token\n{body}")).expect("csv");
+        path
     }
 
     /// The app's "now".

@@ -27,9 +27,7 @@ async fn race_summary_matches_the_issued_rows() {
         })
         .await;
     let tokens = app.users(40).await;
-    let csv = std::env::temp_dir().join(format!("fastpick-race-{}.csv", rand::random::<u64>()));
-    let body: String = tokens.iter().map(|t| format!("u@x,pw,{t},{t}\n")).collect();
-    std::fs::write(&csv, format!("email,password,accessToken,token\n{body}")).expect("csv");
+    let csv = app.users_csv(&tokens);
     let args = RaceArgs {
         common: common(&app.base),
         users: csv.clone(),

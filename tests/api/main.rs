@@ -11,3 +11,4 @@ mod load;
 mod my_coupons;
 mod schema;
 mod seed;
+mod strategies;

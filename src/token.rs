@@ -16,7 +16,8 @@ pub enum TokenKind {
     Refresh,
 }
 
-/// The claims we sign: the original's `sub`, `auth`, `iat`, `exp`, plus `typ` and a `jti`.
+/// The claims we sign: the original's `sub`, `auth`, `iat`, `exp`, plus `typ`, a `jti`, and
+/// the user id `uid` (so issuing needs no user lookup; tokens without it are looked up by `sub`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -25,6 +26,8 @@ pub struct Claims {
     pub exp: i64,
     pub typ: TokenKind,
     pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<i64>,
 }
 
 /// Why a token was refused.
@@ -69,11 +72,11 @@ impl TokenKeys {
     }
 
     /// Issues an access and a refresh token for a user.
-    pub fn issue_pair(&self, email: &str, role: &str) -> anyhow::Result<TokenPair> {
+    pub fn issue_pair(&self, uid: i64, email: &str, role: &str) -> anyhow::Result<TokenPair> {
         let now = chrono::Utc::now().timestamp();
-        let access = self.sign(email, role, TokenKind::Access, now, self.access_ttl)?;
+        let access = self.sign(uid, email, role, TokenKind::Access, now, self.access_ttl)?;
         let refresh_exp = now + secs(self.refresh_ttl);
-        let refresh_claims = claims(email, role, TokenKind::Refresh, now, refresh_exp);
+        let refresh_claims = claims(uid, email, role, TokenKind::Refresh, now, refresh_exp);
         let refresh_jti = refresh_claims.jti.clone();
         let refresh = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -89,20 +92,27 @@ impl TokenKeys {
     }
 
     /// Signs an access token with its own lifetime (the load tool's users.csv).
-    pub fn access_token(&self, email: &str, role: &str, ttl: Duration) -> anyhow::Result<String> {
+    pub fn access_token(
+        &self,
+        uid: i64,
+        email: &str,
+        role: &str,
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
-        self.sign(email, role, TokenKind::Access, now, ttl)
+        self.sign(uid, email, role, TokenKind::Access, now, ttl)
     }
 
     fn sign(
         &self,
+        uid: i64,
         email: &str,
         role: &str,
         kind: TokenKind,
         now: i64,
         ttl: Duration,
     ) -> anyhow::Result<String> {
-        let claims = claims(email, role, kind, now, now + secs(ttl));
+        let claims = claims(uid, email, role, kind, now, now + secs(ttl));
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -129,7 +139,7 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
-fn claims(email: &str, role: &str, typ: TokenKind, iat: i64, exp: i64) -> Claims {
+fn claims(uid: i64, email: &str, role: &str, typ: TokenKind, iat: i64, exp: i64) -> Claims {
     let jti: u128 = rand::rng().random();
     Claims {
         sub: email.to_owned(),
@@ -138,6 +148,7 @@ fn claims(email: &str, role: &str, typ: TokenKind, iat: i64, exp: i64) -> Claims
         exp,
         typ,
         jti: format!("{jti:032x}"),
+        uid: Some(uid),
     }
 }
 
@@ -158,11 +169,11 @@ mod tests {
     #[test]
     fn access_and_refresh_are_not_interchangeable() {
         let k = keys(SECRET);
-        let pair = k.issue_pair("a@b.c", "USER").expect("issues");
+        let pair = k.issue_pair(7, "a@b.c", "USER").expect("issues");
         let access = k
             .verify(&pair.access, TokenKind::Access)
             .expect("access verifies");
-        assert_eq!(access.sub, "a@b.c");
+        assert_eq!((access.sub.as_str(), access.uid), ("a@b.c", Some(7)));
         assert_eq!(access.auth, "ROLE_USER");
         assert_eq!(
             k.verify(&pair.refresh, TokenKind::Access).unwrap_err(),
@@ -181,7 +192,7 @@ mod tests {
     #[test]
     fn tampered_foreign_and_expired_tokens_are_refused() {
         let k = keys(SECRET);
-        let pair = k.issue_pair("a@b.c", "USER").expect("issues");
+        let pair = k.issue_pair(7, "a@b.c", "USER").expect("issues");
         let mut tampered = pair.access.clone();
         tampered.pop();
         tampered.push(if pair.access.ends_with('A') { 'B' } else { 'A' });
@@ -199,7 +210,7 @@ mod tests {
             TokenError::Invalid
         );
         let now = chrono::Utc::now().timestamp();
-        let old = claims("a@b.c", "USER", TokenKind::Access, now - 100, now - 10);
+        let old = claims(7, "a@b.c", "USER", TokenKind::Access, now - 100, now - 10);
         let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &k.encoding)
             .expect("encodes");
         assert_eq!(

@@ -251,7 +251,7 @@ async fn issue_tokens(
     user: UserRow,
     now: NaiveDateTime,
 ) -> Result<AuthData> {
-    let pair = state.tokens.issue_pair(&user.email, &user.role)?;
+    let pair = state.tokens.issue_pair(user.id, &user.email, &user.role)?;
     let expiry = state.clock.local_at(pair.refresh_exp);
     sqlx::query(
         "insert into tb_refresh_token (created_at, updated_at, token, user_id, expiry_at)

@@ -156,20 +156,13 @@ pub fn enum_param<T: Default>(
         .ok_or_else(|| FieldError::new(name, raw.clone(), format!("must be one of {allowed}")))
 }
 
-/// The user behind a valid access token, loaded from the database on every request.
+/// The user behind a valid access token. Tokens carry the user id, so no lookup is needed;
+/// a token without one (older ones) is resolved by its e-mail. A deleted user's token stays
+/// valid until it expires, and writes for it fail on the foreign key (401 A001).
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub id: i64,
     pub email: String,
-    pub name: String,
-    pub role: String,
-}
-
-impl AuthUser {
-    /// Tells whether the user has the ADMIN role.
-    pub fn is_admin(&self) -> bool {
-        self.role == "ADMIN"
-    }
 }
 
 /// Returns the token of an `Authorization: Bearer <token>` header; any other form is absent.
@@ -182,6 +175,23 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// Verifies the bearer access token of a request.
+fn access_claims(parts: &Parts, state: &AppState) -> Result<crate::token::Claims, ApiError> {
+    let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+    Ok(state.tokens.verify(token, TokenKind::Access)?)
+}
+
+/// Looks a token's user up by e-mail: (id, role).
+async fn lookup(state: &AppState, email: &str) -> Result<(i64, String), ApiError> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("select id, role from tb_user where email = $1")
+            .bind(email)
+            .fetch_optional(&state.db)
+            .await?;
+    // A valid token for a user that no longer exists is not a valid identity.
+    row.ok_or(ApiError::InvalidToken)
+}
+
 impl<S> FromRequestParts<S> for AuthUser
 where
     S: Send + Sync,
@@ -191,26 +201,23 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
-        let claims = state.tokens.verify(token, TokenKind::Access)?;
-        let row: Option<(i64, String, String, String)> =
-            sqlx::query_as("select id, email, name, role from tb_user where email = $1")
-                .bind(&claims.sub)
-                .fetch_optional(&state.db)
-                .await?;
-        // A valid token for a user that no longer exists is not a valid identity.
-        let (id, email, name, role) = row.ok_or(ApiError::InvalidToken)?;
+        let claims = access_claims(parts, &state)?;
+        let id = match claims.uid {
+            Some(id) => id,
+            None => lookup(&state, &claims.sub).await?.0,
+        };
         Ok(AuthUser {
             id,
-            email,
-            name,
-            role,
+            email: claims.sub,
         })
     }
 }
 
-/// An authenticated user with the ADMIN role; 403 C004 for everyone else.
-pub struct AdminUser(pub AuthUser);
+/// An authenticated user whose current role (read from the database on every request) is
+/// ADMIN; 403 C004 for everyone else.
+pub struct AdminUser {
+    pub id: i64,
+}
 
 impl<S> FromRequestParts<S> for AdminUser
 where
@@ -220,9 +227,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
-        if user.is_admin() {
-            Ok(AdminUser(user))
+        let state = AppState::from_ref(state);
+        let claims = access_claims(parts, &state)?;
+        let (id, role) = lookup(&state, &claims.sub).await?;
+        if role == "ADMIN" {
+            Ok(AdminUser { id })
         } else {
             Err(ApiError::Forbidden)
         }

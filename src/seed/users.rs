@@ -20,6 +20,7 @@ pub const CSV_HEADER: &str = "email,password,accessToken,token";
 
 /// One seeded user, with its plain password (for users.csv only).
 struct SeedUser {
+    id: i64,
     email: String,
     password: String,
     hash: String,
@@ -40,7 +41,7 @@ pub async fn run(settings: &Settings, args: SeedUsersArgs) -> anyhow::Result<()>
     let emails: Vec<String> = (1..=args.count)
         .map(|i| format!("{}{i}@load.fastpick.test", args.prefix))
         .collect();
-    let users = hash_all(emails, settings.auth.bcrypt_cost).await?;
+    let mut users = hash_all(emails, settings.auth.bcrypt_cost).await?;
     let now = Clock::new(settings.app.timezone).now();
     let mut tx = pool.begin().await?;
     let existing: i64 = sqlx::query_scalar(
@@ -73,15 +74,23 @@ pub async fn run(settings: &Settings, args: SeedUsersArgs) -> anyhow::Result<()>
     }
     let emails: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
     let hashes: Vec<&str> = users.iter().map(|u| u.hash.as_str()).collect();
-    sqlx::query(
+    let ids: Vec<(String, i64)> = sqlx::query_as(
         "insert into tb_user (created_at, updated_at, email, password, name, role)
-         select $1, $1, e, h, split_part(e, '@', 1), 'USER' from unnest($2::text[], $3::text[]) as t(e, h)",
+         select $1, $1, e, h, split_part(e, '@', 1), 'USER' from unnest($2::text[], $3::text[]) as t(e, h)
+         returning email, id",
     )
     .bind(now)
     .bind(&emails)
     .bind(&hashes)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
+    let ids: std::collections::HashMap<String, i64> = ids.into_iter().collect();
+    for user in &mut users {
+        user.id = ids
+            .get(&user.email)
+            .copied()
+            .context("a seeded user has no id")?;
+    }
     // Written beside the target first, renamed once the users are committed.
     let partial = args.out.with_extension("csv.partial");
     write_csv(&partial, &users, &tokens, args.token_ttl)?;
@@ -127,6 +136,8 @@ async fn hash_all(emails: Vec<String>, cost: u32) -> anyhow::Result<Vec<SeedUser
                                 let hash = crate::password::hash_blocking(password, cost)?;
                                 bar.inc(1);
                                 Ok(SeedUser {
+                                    // Known once inserted.
+                                    id: 0,
                                     email: email.clone(),
                                     password: password.clone(),
                                     hash,
@@ -168,7 +179,7 @@ fn write_csv(
     out.push_str(CSV_HEADER);
     out.push('\n');
     for user in users {
-        let token = tokens.access_token(&user.email, "USER", ttl)?;
+        let token = tokens.access_token(user.id, &user.email, "USER", ttl)?;
         out.push_str(&format!(
             "{},{},{token},{token}\n",
             user.email, user.password

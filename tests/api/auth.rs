@@ -215,10 +215,10 @@ async fn refresh_rotates_the_pair_and_the_old_refresh_token_stops_working() {
 #[tokio::test]
 async fn protected_routes_tell_missing_invalid_expired_and_refresh_tokens_apart() {
     let app = spawn_app().await;
-    let (_, access) = app.user("auth@test.kr", "USER").await;
+    let (id, access) = app.user("auth@test.kr", "USER").await;
     let refresh = app
         .tokens
-        .issue_pair("auth@test.kr", "USER")
+        .issue_pair(id, "auth@test.kr", "USER")
         .expect("pair")
         .refresh;
     let now = chrono::Utc::now().timestamp();
@@ -229,6 +229,7 @@ async fn protected_routes_tell_missing_invalid_expired_and_refresh_tokens_apart(
         exp,
         typ,
         jti: "x".into(),
+        uid: None,
     };
     let expired = app.sign(&claims(TokenKind::Access, now - 10));
     let mut tampered = access.clone();
@@ -257,11 +258,25 @@ async fn protected_routes_tell_missing_invalid_expired_and_refresh_tokens_apart(
         401,
         "only the exact 'Bearer ' prefix counts"
     );
+    // A token without a user id is resolved by e-mail: an unknown one is refused.
     let ghost = app.sign(&Claims {
         sub: "ghost@test.kr".into(),
         ..claims(TokenKind::Access, now + 600)
     });
     app.get(path, Some(&ghost)).await.assert_error(401, "A001");
+    // A token whose user id no longer exists: writes are refused by the foreign key.
+    let coupon = app.coupon(crate::helpers::CouponSpec::default()).await;
+    let gone = app.sign(&Claims {
+        uid: Some(987_654),
+        ..claims(TokenKind::Access, now + 600)
+    });
+    app.post(
+        "/api/v1/coupon-issues",
+        Some(&gone),
+        serde_json::json!({"couponId": coupon}),
+    )
+    .await
+    .assert_error(401, "A001");
 }
 
 #[tokio::test]

@@ -237,7 +237,7 @@ impl TestApp {
         .fetch_one(&self.db)
         .await
         .expect("insert user");
-        let pair = self.tokens.issue_pair(email, role).expect("tokens");
+        let pair = self.tokens.issue_pair(id, email, role).expect("tokens");
         (id, pair.access)
     }
 
@@ -250,18 +250,23 @@ impl TestApp {
     pub async fn users_named(&self, prefix: &str, n: usize) -> Vec<String> {
         let hash = fastpick::password::hash_blocking("password123", 4).expect("hash");
         let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@test.kr")).collect();
-        sqlx::query(
+        let rows: Vec<(i64, String)> = sqlx::query_as(
             "insert into tb_user (created_at, updated_at, email, password, name, role)
-             select now(), now(), e, $2, 'racer', 'USER' from unnest($1::text[]) as e",
+             select now(), now(), e, $2, 'racer', 'USER' from unnest($1::text[]) as e
+             returning id, email",
         )
         .bind(&emails)
         .bind(&hash)
-        .execute(&self.db)
+        .fetch_all(&self.db)
         .await
         .expect("insert users");
-        emails
-            .iter()
-            .map(|e| self.tokens.issue_pair(e, "USER").expect("tokens").access)
+        rows.iter()
+            .map(|(id, e)| {
+                self.tokens
+                    .issue_pair(*id, e, "USER")
+                    .expect("tokens")
+                    .access
+            })
             .collect()
     }
 

@@ -11,7 +11,7 @@ use crate::domain::status::USE_STATUS_DISABLED;
 /// A coupon's issuing state as the checks need it.
 type CouponCheck = (String, NaiveDateTime, NaiveDateTime, i32, i32);
 
-/// `db-atomic`: takes a unit only if every rule allows it, in one statement.
+/// `db-atomic`: takes a unit and writes the issued row only if every rule allows it.
 ///
 /// PostgreSQL re-checks the WHERE clause on the newest row version after waiting for the
 /// row lock, so concurrent requests never take more than the stock; the unique (user, coupon)
@@ -22,29 +22,45 @@ pub async fn issue_atomic(
     user_id: i64,
     now: NaiveDateTime,
 ) -> Result<i64> {
-    let mut tx = db.begin().await?;
-    let updated = sqlx::query(
-        "update tb_coupon
-         set issued_quantity = issued_quantity + 1,
-             is_sold_out = issued_quantity + 1 >= total_quantity,
-             updated_at = $3
-         where id = $1 and use_status = 'AVAILABLE' and start_at <= $3 and end_at > $3
-           and issued_quantity < total_quantity
-           and not exists (select 1 from tb_issued_coupon where user_id = $2 and coupon_id = $1)",
+    // One statement is one transaction: the insert failing (a concurrent request of the same
+    // user) undoes the update too. One round trip to PostgreSQL.
+    let issued: Option<i64> = sqlx::query_scalar(
+        "with taken as (
+             update tb_coupon
+             set issued_quantity = issued_quantity + 1,
+                 is_sold_out = issued_quantity + 1 >= total_quantity,
+                 updated_at = $3
+             where id = $1 and use_status = 'AVAILABLE' and start_at <= $3 and end_at > $3
+               and issued_quantity < total_quantity
+               and not exists (select 1 from tb_issued_coupon where user_id = $2 and coupon_id = $1)
+             returning id)
+         insert into tb_issued_coupon (created_at, user_id, coupon_id)
+         select $3, $2, id from taken
+         returning id",
     )
     .bind(coupon_id)
     .bind(user_id)
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        let err = refusal(&mut tx, coupon_id, user_id, now).await?;
-        tx.rollback().await?;
-        return Err(err);
+    .fetch_optional(db)
+    .await
+    .map_err(write_error)?;
+    match issued {
+        Some(id) => Ok(id),
+        None => {
+            let mut conn = db.acquire().await?;
+            Err(refusal(&mut conn, coupon_id, user_id, now).await?)
+        }
     }
-    let issued_id = insert_issued(&mut tx, coupon_id, user_id, now).await?;
-    tx.commit().await?;
-    Ok(issued_id)
+}
+
+/// Maps the write's constraint errors: the unique (user, coupon) pair is CP05; a user id that
+/// no longer exists (the token outlived its user) is an invalid token.
+fn write_error(err: sqlx::Error) -> ApiError {
+    match err.as_database_error().and_then(|db| db.code()).as_deref() {
+        Some("23505") => ApiError::AlreadyIssued,
+        Some("23503") => ApiError::InvalidToken,
+        _ => ApiError::from(err),
+    }
 }
 
 /// `db-lock`: locks the coupon row, checks in the app, then writes (as the original).
@@ -104,7 +120,8 @@ async fn insert_issued(
     .bind(user_id)
     .bind(coupon_id)
     .fetch_optional(conn)
-    .await?;
+    .await
+    .map_err(write_error)?;
     issued_id.ok_or(ApiError::AlreadyIssued)
 }
 

@@ -18,7 +18,7 @@ const EPOCH_KEY: &str = "fp:gate:epoch";
 /// Admits or refuses: CP01 (no such coupon), CP05, CP02, CP03, CP04, in the contract's
 /// order; MISS when this coupon's state is not in Redis yet. KEYS[1] = epoch key;
 /// ARGV = coupon id, user id, now (µs).
-const ADMIT: &str = r#"
+pub const ADMIT_SCRIPT: &str = r#"
 local epoch = redis.call('GET', KEYS[1]) or '0'
 local base = 'fp:gate:' .. epoch .. ':' .. ARGV[1]
 local m = redis.call('HMGET', base .. ':m', 'state', 'start', 'end', 'total', 'taken')
@@ -90,7 +90,7 @@ impl Gate {
     pub fn new(redis: Pool, ttl: std::time::Duration) -> Self {
         Gate {
             redis,
-            admit: Script::from_lua(ADMIT),
+            admit: Script::from_lua(ADMIT_SCRIPT),
             release: Script::from_lua(RELEASE),
             build: Script::from_lua(BUILD),
             ttl_secs: ttl.as_secs().max(1),

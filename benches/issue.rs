@@ -1,0 +1,292 @@
+//! Issuing strategies side by side, each against the release binary on one local PostgreSQL
+//! and Redis: the 1,000-VU race, sustained issuing with distinct users, and rejections on a
+//! sold-out coupon next to raw `redis-benchmark` EVAL of the gate's own script.
+//!
+//! Run: `cargo bench --bench issue` (needs postgresql and redis-server, which ship redis-benchmark).
+//! FASTPICK_BENCH_SECONDS (5) sets the sustained and rejection phases' length.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hyper::Method;
+use hyper::body::Bytes;
+use secrecy::SecretString;
+use sqlx::PgPool;
+
+use fastpick::load::client::{Conn, Outcome, Target};
+use fastpick::load::stats::{Stats, Summary, Thresholds};
+use fastpick::token::TokenKeys;
+
+const SECRET: &str = "benchmark-secret-that-is-long-enough-for-hs256";
+const STRATEGIES: [&str; 3] = ["db-lock", "db-atomic", "redis-gate"];
+const CONNS: usize = 64;
+
+struct App(Child);
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+fn start_app(strategy: &str, pg: u16, redis: u16, port: u16) -> anyhow::Result<App> {
+    let child = Command::new(env!("CARGO_BIN_EXE_fastpick"))
+        .args(["--role", "app"])
+        .env("DB_HOST", "127.0.0.1")
+        .env("DB_PORT", pg.to_string())
+        .env("DB_NAME", "bench")
+        .env("DB_USERNAME", "postgres")
+        .env("REDIS_PORT", redis.to_string())
+        .env("SECRET_KEY", SECRET)
+        .env("FASTPICK_APP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("FASTPICK_ISSUE__STRATEGY", strategy)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("app did not start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(App(child))
+}
+
+async fn new_coupon(db: &PgPool, total: i32) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "insert into tb_coupon (created_at, updated_at, brand, title, summary, description, total_quantity, issued_quantity,
+             limit_per_user, is_sold_out, start_at, end_at, use_status)
+         values (now(), now(), 'NIKE', '[단독] NIKE 스니커즈', 's', 'd', $1, 0, 1, false, now() - interval '2 days', now() + interval '30 days', 'AVAILABLE')
+         returning id",
+    )
+    .bind(total)
+    .fetch_one(db)
+    .await?)
+}
+
+/// Inserts users `<prefix><i>` and returns their tokens.
+async fn users(
+    db: &PgPool,
+    keys: &TokenKeys,
+    prefix: &str,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let emails: Vec<String> = (0..n).map(|i| format!("{prefix}{i}@bench.kr")).collect();
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "insert into tb_user (created_at, updated_at, email, password, name, role)
+         select now(), now(), e, 'x', 'b', 'USER' from unnest($1::text[]) e returning id, email",
+    )
+    .bind(&emails)
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|(id, e)| keys.access_token(*id, e, "USER", Duration::from_secs(3600)))
+        .collect()
+}
+
+/// Sends one issue request per token from `workers` connections until the tokens or the time run out.
+async fn drive(
+    base: &str,
+    tokens: Arc<Vec<String>>,
+    coupon: i64,
+    workers: usize,
+    limit: Duration,
+) -> anyhow::Result<Summary> {
+    let target = Target::parse(base).await?;
+    let stats = Stats::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let body = Bytes::from(format!("{{\"couponId\":{coupon}}}"));
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (target, tokens, next, body, stats) = (
+            target.clone(),
+            tokens.clone(),
+            next.clone(),
+            body.clone(),
+            stats.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let mut conn = Conn::new(target);
+            let mut rec = stats.recorder();
+            while start.elapsed() < limit {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(token) = tokens.get(i) else { break };
+                let sent = Instant::now();
+                let outcome = conn
+                    .send(
+                        Method::POST,
+                        "/api/v1/coupon-issues",
+                        Some(token),
+                        Some(body.clone()),
+                        Duration::from_secs(30),
+                    )
+                    .await;
+                let ok = matches!(outcome, Outcome::Http(200 | 400, _));
+                rec.record(sent.elapsed(), &outcome, ok, &[]);
+            }
+        }));
+    }
+    for h in handles {
+        h.await?;
+    }
+    Ok(stats.summary("issue", start.elapsed(), &Thresholds::default()))
+}
+
+/// Raw `redis-benchmark` EVAL throughput of the gate's admission script on a sold-out coupon.
+fn redis_eval_rps(redis_port: u16, coupon: i64) -> anyhow::Result<f64> {
+    let script = fastpick::app::issues::gate::ADMIT_SCRIPT;
+    let now = chrono::Utc::now().timestamp_micros() + 9 * 3_600_000_000;
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-p",
+            &redis_port.to_string(),
+            "-c",
+            &CONNS.to_string(),
+            "-n",
+            "200000",
+            "-q",
+            "EVAL",
+            script,
+            "1",
+            "fp:gate:epoch",
+        ])
+        .args([coupon.to_string(), "987654321".into(), now.to_string()])
+        .output()
+        .context("redis-benchmark not found (apt-get install redis-tools)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("requests per second"))
+        .context("no redis-benchmark result")?;
+    let rps = line
+        .rsplit(':')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    rps.parse()
+        .with_context(|| format!("unreadable redis-benchmark line: {line}"))
+}
+
+fn main() -> anyhow::Result<()> {
+    fastpick::load::raise_fd_limit();
+    let secs: u64 = std::env::var("FASTPICK_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let pg = fastpick::local::start_postgres()?;
+    let redis = fastpick::local::start_redis()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    let keys = TokenKeys::new(
+        &SecretString::from(SECRET.to_owned()),
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    );
+    let db = rt.block_on(async {
+        fastpick::local::create_database(pg.port, "bench").await?;
+        let db =
+            PgPool::connect(&format!("postgres://postgres@127.0.0.1:{}/bench", pg.port)).await?;
+        fastpick::db::run_migrations(&db).await?;
+        anyhow::Ok(db)
+    })?;
+    let racers = Arc::new(rt.block_on(users(&db, &keys, "racer", 1000))?);
+    let mut table = Vec::new();
+    for strategy in STRATEGIES {
+        let port = fastpick::local::free_port()?;
+        let _app = start_app(strategy, pg.port, redis.port, port)?;
+        let base = format!("http://127.0.0.1:{port}");
+        let row = rt.block_on(async {
+            // The race: 1,000 VUs, one request each, one coupon of 100.
+            let coupon = new_coupon(&db, 100).await?;
+            let csv = std::env::temp_dir().join(format!("fastpick-bench-{strategy}.csv"));
+            let lines: String = racers.iter().map(|t| format!("u,p,{t},{t}\n")).collect();
+            std::fs::write(&csv, format!("email,password,accessToken,token\n{lines}"))?;
+            let race_args = fastpick::load::race::RaceArgs {
+                common: fastpick::load::CommonArgs {
+                    base_url: base.clone(),
+                    timeout: Duration::from_secs(60),
+                    json: None,
+                    quiet: true,
+                },
+                users: csv.clone(),
+                coupon_id: coupon,
+                vus: 1000,
+                max_failed_rate: 0.0,
+            };
+            let race = fastpick::load::race::run(&race_args).await?;
+            std::fs::remove_file(&csv).ok();
+            // Sustained: distinct users on an ample coupon.
+            let ample = new_coupon(&db, 1_000_000).await?;
+            let fresh = Arc::new(users(&db, &keys, &format!("sustain-{strategy}-"), 60_000).await?);
+            let sustained = drive(&base, fresh, ample, CONNS, Duration::from_secs(secs)).await?;
+            // Rejections: a sold-out coupon, users who do not hold it.
+            let sold = new_coupon(&db, 0).await?;
+            let many: Arc<Vec<String>> =
+                Arc::new(racers.iter().cycle().take(400_000).cloned().collect());
+            let rejections = drive(&base, many, sold, CONNS, Duration::from_secs(secs)).await?;
+            anyhow::Ok((race, sustained, rejections, sold))
+        })?;
+        table.push((strategy, row));
+    }
+    let last_sold = table.last().map(|(_, r)| r.3).unwrap_or(0);
+    let eval = redis_eval_rps(redis.port, last_sold)?;
+    println!(
+        "\nissuing strategies on 2 shared cores (app, PostgreSQL, Redis and the load generator)\n"
+    );
+    println!(
+        "| strategy | race wall (1000 VUs, stock 100) | race p50 / p99 ms | race errors | issued/s (sustained, {CONNS} conns) | sustained errors | rejections/s (sold out) | rejection errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (strategy, (race, sustained, rejections, _)) in &table {
+        let errors = |s: &Summary| {
+            s.outcomes
+                .iter()
+                .filter(|(k, _)| k.as_str() != "200" && k.as_str() != "400")
+                .map(|(_, n)| n)
+                .sum::<u64>()
+        };
+        println!(
+            "| {strategy} | {:.0} ms | {:.1} / {:.1} | {} | {:.0} | {} | {:.0} | {} |",
+            race.duration_s * 1000.0,
+            race.latency_ms.p50,
+            race.latency_ms.p99,
+            errors(race),
+            sustained.outcome("200") as f64 / sustained.duration_s,
+            errors(sustained),
+            rejections.outcome("400") as f64 / rejections.duration_s,
+            errors(rejections)
+        );
+    }
+    let wall = |name: &str| {
+        table
+            .iter()
+            .find(|(s, _)| *s == name)
+            .map(|(_, r)| r.0.duration_s)
+            .unwrap_or(f64::NAN)
+    };
+    let rejections = table
+        .iter()
+        .find(|(s, _)| *s == "redis-gate")
+        .map(|(_, r)| r.2.outcome("400") as f64 / r.2.duration_s)
+        .unwrap_or(f64::NAN);
+    println!(
+        "\nrace: redis-gate is {:.1}x faster than db-lock (goal >= 10x)",
+        wall("db-lock") / wall("redis-gate")
+    );
+    println!(
+        "raw redis-benchmark EVAL of the admission script ({CONNS} conns): {eval:.0}/s; redis-gate rejections over HTTP are {:.0}% of it (goal >= 25%)",
+        rejections * 100.0 / eval
+    );
+    drop((pg, redis));
+    Ok(())
+}

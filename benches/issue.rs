@@ -3,7 +3,7 @@
 //! sold-out coupon next to raw `redis-benchmark` EVAL of the gate's own script.
 //!
 //! Run: `cargo bench --bench issue` (needs postgresql and redis-server, which ship redis-benchmark).
-//! FASTPICK_BENCH_SECONDS (5) sets the sustained and rejection phases' length.
+//! BENCH_SECONDS (5) sets the sustained and rejection phases' length.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -45,9 +45,12 @@ fn start_app(strategy: &str, pg: u16, redis: u16, port: u16) -> anyhow::Result<A
         .env("SECRET_KEY", SECRET)
         .env("FASTPICK_APP__LISTEN", format!("127.0.0.1:{port}"))
         .env("FASTPICK_ISSUE__STRATEGY", strategy)
+        .env(
+            "FASTPICK_DATABASE__MIN_CONNECTIONS",
+            std::env::var("BENCH_MIN_CONNS").unwrap_or_else(|_| "10".into()),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()?;
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -140,6 +143,26 @@ async fn drive(
     Ok(stats.summary("issue", start.elapsed(), &Thresholds::default()))
 }
 
+/// Fetches the app's metrics text (debug output only).
+async fn reqwest_lite(base: &str) -> String {
+    let Ok(target) = Target::parse(base).await else {
+        return String::new();
+    };
+    match Conn::new(target)
+        .send(
+            Method::GET,
+            "/actuator/prometheus",
+            None,
+            None,
+            Duration::from_secs(5),
+        )
+        .await
+    {
+        Outcome::Http(_, body) => String::from_utf8_lossy(&body).into_owned(),
+        _ => String::new(),
+    }
+}
+
 /// Raw `redis-benchmark` EVAL throughput of the gate's admission script on a sold-out coupon.
 fn redis_eval_rps(redis_port: u16, coupon: i64) -> anyhow::Result<f64> {
     let script = fastpick::app::issues::gate::ADMIT_SCRIPT;
@@ -180,7 +203,7 @@ fn redis_eval_rps(redis_port: u16, coupon: i64) -> anyhow::Result<f64> {
 
 fn main() -> anyhow::Result<()> {
     fastpick::load::raise_fd_limit();
-    let secs: u64 = std::env::var("FASTPICK_BENCH_SECONDS")
+    let secs: u64 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
@@ -224,6 +247,26 @@ fn main() -> anyhow::Result<()> {
                 max_failed_rate: 0.0,
             };
             let race = fastpick::load::race::run(&race_args).await?;
+            if std::env::var_os("BENCH_DEBUG").is_some() {
+                let text = reqwest_lite(&base).await;
+                for line in text.lines().filter(|l| {
+                    l.contains("coupon-issues")
+                        && (l.contains("_sum")
+                            || l.contains("_count")
+                            || l.contains("le=\"0.256\"")
+                            || l.contains("le=\"0.064\""))
+                }) {
+                    eprintln!("{strategy} server: {line}");
+                }
+                eprintln!(
+                    "{strategy} client: p50 {:.1} p90 {:.1} p95 {:.1} p99 {:.1} max {:.1}",
+                    race.latency_ms.p50,
+                    race.latency_ms.p90,
+                    race.latency_ms.p95,
+                    race.latency_ms.p99,
+                    race.latency_ms.max
+                );
+            }
             std::fs::remove_file(&csv).ok();
             // Sustained: distinct users on an ample coupon.
             let ample = new_coupon(&db, 1_000_000).await?;

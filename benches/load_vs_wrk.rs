@@ -2,7 +2,7 @@
 //! loopback), same connections and duration, one after the other in one run.
 //!
 //! Run: `cargo bench --bench load_vs_wrk` (needs nginx and wrk: apt-get install nginx-light wrk).
-//! FASTPICK_BENCH_CONNS (64) and FASTPICK_BENCH_SECONDS (10) change the settings.
+//! BENCH_CONNS (64) and BENCH_SECONDS (10) change the settings.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,11 +129,11 @@ fn run_fastpick(base: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, 
 }
 
 fn main() -> anyhow::Result<()> {
-    let conns: u32 = std::env::var("FASTPICK_BENCH_CONNS")
+    let conns: u32 = std::env::var("BENCH_CONNS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(64);
-    let secs: u32 = std::env::var("FASTPICK_BENCH_SECONDS")
+    let secs: u32 = std::env::var("BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);

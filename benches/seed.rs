@@ -1,14 +1,14 @@
 //! `fastpick seed coupons` by COPY next to plain batched INSERTs of the same recipe rows, on the
 //! same local PostgreSQL, each into a fresh migrated database.
 //!
-//! Run: `cargo bench --bench seed` (needs postgresql; FASTPICK_BENCH_COUPONS overrides 1,000,000).
+//! Run: `cargo bench --bench seed` (needs postgresql; BENCH_COUPONS overrides 1,000,000).
 
 use fastpick::cli::{SeedCouponsArgs, SeedVia};
 use fastpick::config::DatabaseConfig;
 use fastpick::domain::Clock;
 
 fn main() -> anyhow::Result<()> {
-    let count: u32 = std::env::var("FASTPICK_BENCH_COUPONS")
+    let count: u32 = std::env::var("BENCH_COUPONS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);

@@ -70,6 +70,8 @@ pub struct DatabaseConfig {
     #[serde(deserialize_with = "optional_secret")]
     pub password: Option<SecretString>,
     pub max_connections: u32,
+    /// Connections kept open even when idle, so a burst does not wait for new ones.
+    pub min_connections: u32,
     #[serde(deserialize_with = "duration")]
     pub acquire_timeout: Duration,
 }
@@ -83,6 +85,7 @@ impl Default for DatabaseConfig {
             username: "fastpick".into(),
             password: None,
             max_connections: 50,
+            min_connections: 10,
             acquire_timeout: Duration::from_secs(5),
         }
     }
@@ -313,6 +316,9 @@ impl Settings {
         }
         if self.database.max_connections == 0 {
             bail!("database.max_connections must be at least 1");
+        }
+        if self.database.min_connections > self.database.max_connections {
+            bail!("database.min_connections must not exceed database.max_connections");
         }
         if self.redis.pool_size == 0 {
             bail!("redis.pool_size must be at least 1");

@@ -62,9 +62,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
     settings.app.listen = args.listen;
     settings.app.migrate_on_start = true;
     settings.validate(&"app".parse().map_err(anyhow::Error::msg)?)?;
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("failed to bind {}", args.listen))?;
+    let listener =
+        crate::bind(args.listen).with_context(|| format!("failed to bind {}", args.listen))?;
     let state = crate::app::build_state(&settings).await?;
     let creds_path = seed_demo(&state, &settings, args.coupons).await?;
     println!(

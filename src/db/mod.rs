@@ -35,6 +35,7 @@ pub fn pg_options(cfg: &DatabaseConfig) -> PgConnectOptions {
 pub async fn connect_postgres(cfg: &DatabaseConfig) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(cfg.max_connections)
+        .min_connections(cfg.min_connections)
         .acquire_timeout(cfg.acquire_timeout)
         .connect_with(pg_options(cfg))
         .await

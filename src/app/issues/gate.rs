@@ -60,6 +60,13 @@ return 1
 /// How long "no such coupon" is remembered: a coupon created later shows up after this.
 const MISSING_TTL_SECS: u64 = 10;
 
+/// When this process last built a coupon's state; a miss within [`REBUILD_AFTER`] of a build
+/// (the burst that raced it) does not build again.
+type BuildSlot = std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>;
+
+/// How soon after a build another miss rebuilds (Redis emptied again, say).
+const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The gate's answer.
 #[derive(Debug)]
 pub enum Admission {
@@ -73,6 +80,10 @@ pub enum Admission {
 
 /// The scripts and settings of the gate.
 pub struct Gate {
+    /// One build at a time per coupon in this process: a burst of misses builds once.
+    building: std::sync::Mutex<std::collections::HashMap<i64, BuildSlot>>,
+    /// Admitted requests' writes, grouped per coupon.
+    pub batcher: crate::app::issues::batch::Batcher,
     redis: Pool,
     admit: Script,
     release: Script,
@@ -89,6 +100,8 @@ impl Gate {
     /// Makes the gate; call [`Gate::new_epoch`] at start.
     pub fn new(redis: Pool, ttl: std::time::Duration) -> Self {
         Gate {
+            building: std::sync::Mutex::default(),
+            batcher: crate::app::issues::batch::Batcher::default(),
             redis,
             admit: Script::from_lua(ADMIT_SCRIPT),
             release: Script::from_lua(RELEASE),
@@ -161,8 +174,37 @@ impl Gate {
         }
     }
 
+    /// Admits, building the coupon's state first when Redis does not have it. Of a burst of
+    /// misses on one coupon, one request builds; the others wait for it, then admit in parallel.
+    pub async fn admit_or_build(
+        &self,
+        db: &PgPool,
+        coupon_id: i64,
+        user_id: i64,
+        now: NaiveDateTime,
+    ) -> Result<Result<Admission, fred::error::Error>> {
+        let first = self.admit(coupon_id, user_id, now).await;
+        if !matches!(first, Ok(Admission::Miss)) {
+            return Ok(first);
+        }
+        let lock = {
+            let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+            building.entry(coupon_id).or_default().clone()
+        };
+        {
+            let mut last_build = lock.lock().await;
+            // A build that finished after this request missed covers it too.
+            let fresh = last_build.is_some_and(|t: std::time::Instant| t.elapsed() < REBUILD_AFTER);
+            if !fresh {
+                self.build(db, coupon_id).await?;
+                *last_build = Some(std::time::Instant::now());
+            }
+        }
+        Ok(self.admit(coupon_id, user_id, now).await)
+    }
+
     /// Builds one coupon's state from PostgreSQL (stock, period, status and holders).
-    pub async fn build(&self, db: &PgPool, coupon_id: i64) -> Result<()> {
+    async fn build(&self, db: &PgPool, coupon_id: i64) -> Result<()> {
         type Row = (String, NaiveDateTime, NaiveDateTime, i32, i32);
         let row: Option<Row> = sqlx::query_as(
             "select use_status, start_at, end_at, total_quantity, issued_quantity from tb_coupon where id = $1",

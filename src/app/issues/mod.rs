@@ -2,6 +2,7 @@
 //! (`issue.strategy`: db-lock, db-atomic, redis-gate); every strategy answers the same codes
 //! in the same order and is exact under concurrency.
 
+pub mod batch;
 pub mod db;
 pub mod gate;
 
@@ -72,8 +73,9 @@ async fn issue_coupon(
     result.map(ok)
 }
 
-/// `redis-gate`: Redis admits or refuses; an admitted request is written by `db-atomic`
-/// (whose guards stay) and committed before 200; a failed write gives the reservation back.
+/// `redis-gate`: Redis admits or refuses; admitted requests are written in groups with
+/// PostgreSQL's guards in place and committed before 200; a failed write gives the
+/// reservation back.
 async fn issue_gated(
     state: &AppState,
     coupon_id: i64,
@@ -83,15 +85,12 @@ async fn issue_gated(
     let Some(gate) = state.gate.as_ref().filter(|g| g.is_up()) else {
         return without_redis(state, coupon_id, user_id, now).await;
     };
-    let mut admission = gate.admit(coupon_id, user_id, now).await;
-    if matches!(admission, Ok(Admission::Miss)) {
-        state.metrics.gate_event("build");
-        gate.build(&state.db, coupon_id).await?;
-        admission = gate.admit(coupon_id, user_id, now).await;
-    }
-    match admission {
+    match gate
+        .admit_or_build(&state.db, coupon_id, user_id, now)
+        .await?
+    {
         Ok(Admission::Admitted) => {
-            let written = db::issue_atomic(&state.db, coupon_id, user_id, now).await;
+            let written = gate.batcher.write(&state.db, coupon_id, user_id, now).await;
             match &written {
                 Ok(_) => {}
                 // PostgreSQL knows this user holds it: keep the holder, return the unit.

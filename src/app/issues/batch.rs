@@ -1,0 +1,146 @@
+//! Group commit for `redis-gate`: admitted requests for one coupon queue up, and whoever holds
+//! the coupon's writer turn writes everything queued in one statement. Under a burst, a handful
+//! of statements replace a hundred backends queueing on the coupon's row lock; alone, a request
+//! is a batch of one. Any batch failure falls back to one `db-atomic` write per request, which
+//! gives each its own exact answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::NaiveDateTime;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+use crate::app::error::{ApiError, Result};
+use crate::app::issues::db;
+
+/// One admitted request waiting for its write.
+struct Pending {
+    user_id: i64,
+    now: NaiveDateTime,
+    answer: oneshot::Sender<Result<i64>>,
+}
+
+/// A coupon's queue and writer turn.
+#[derive(Default)]
+struct Lane {
+    queue: Mutex<Vec<Pending>>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// The lanes of every coupon being written.
+#[derive(Default)]
+pub struct Batcher {
+    lanes: Mutex<HashMap<i64, Arc<Lane>>>,
+}
+
+impl Batcher {
+    fn lane(&self, coupon_id: i64) -> Arc<Lane> {
+        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+        if lanes.len() > 10_000 {
+            // Idle lanes are dropped; a lane in use is still held by its Arc.
+            lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
+        }
+        lanes.entry(coupon_id).or_default().clone()
+    }
+
+    /// Writes one admitted request, possibly together with others, and returns its issued id.
+    pub async fn write(
+        &self,
+        db: &PgPool,
+        coupon_id: i64,
+        user_id: i64,
+        now: NaiveDateTime,
+    ) -> Result<i64> {
+        let lane = self.lane(coupon_id);
+        let (tx, rx) = oneshot::channel();
+        lane.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Pending {
+                user_id,
+                now,
+                answer: tx,
+            });
+        {
+            let _turn = lane.turn.lock().await;
+            let batch = std::mem::take(&mut *lane.queue.lock().unwrap_or_else(|e| e.into_inner()));
+            // Empty when an earlier turn already wrote ours.
+            if !batch.is_empty() {
+                write_batch(db, coupon_id, batch).await;
+            }
+        }
+        rx.await.unwrap_or_else(|_| {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "issue write for coupon {coupon_id} was dropped"
+            )))
+        })
+    }
+}
+
+/// Writes a batch in one statement, or each request alone when the statement refuses.
+async fn write_batch(db: &PgPool, coupon_id: i64, batch: Vec<Pending>) {
+    if batch.len() > 1 {
+        let users: Vec<i64> = batch.iter().map(|p| p.user_id).collect();
+        let now = batch
+            .iter()
+            .map(|p| p.now)
+            .max()
+            .unwrap_or_else(|| batch[0].now);
+        if let Ok(ids) = insert_all(db, coupon_id, &users, now).await
+            && ids.len() == batch.len()
+        {
+            {
+                let by_user: HashMap<i64, i64> = ids
+                    .into_iter()
+                    .map(|(issued, user)| (user, issued))
+                    .collect();
+                for p in batch {
+                    let result = by_user.get(&p.user_id).copied().ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!(
+                            "batch wrote no row for user {}",
+                            p.user_id
+                        ))
+                    });
+                    let _ = p.answer.send(result);
+                }
+                return;
+            }
+        }
+    }
+    for p in batch {
+        let _ = p
+            .answer
+            .send(db::issue_atomic(db, coupon_id, p.user_id, p.now).await);
+    }
+}
+
+/// Takes `users.len()` units and writes their rows in one statement (one transaction); no
+/// row at all when the coupon cannot give that many, an error when any user already holds it.
+async fn insert_all(
+    db: &PgPool,
+    coupon_id: i64,
+    users: &[i64],
+    now: NaiveDateTime,
+) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+    let n = i32::try_from(users.len()).unwrap_or(i32::MAX);
+    sqlx::query_as(
+        "with taken as (
+             update tb_coupon
+             set issued_quantity = issued_quantity + $3,
+                 is_sold_out = issued_quantity + $3 >= total_quantity,
+                 updated_at = $4
+             where id = $1 and use_status = 'AVAILABLE' and start_at <= $4 and end_at > $4
+               and issued_quantity + $3 <= total_quantity
+             returning id)
+         insert into tb_issued_coupon (created_at, user_id, coupon_id)
+         select $4, u, taken.id from taken, unnest($2::bigint[]) as u
+         returning id, user_id",
+    )
+    .bind(coupon_id)
+    .bind(users)
+    .bind(n)
+    .bind(now)
+    .fetch_all(db)
+    .await
+}

@@ -80,32 +80,23 @@ impl Batcher {
 
 /// Writes a batch in one statement, or each request alone when the statement refuses.
 async fn write_batch(db: &PgPool, coupon_id: i64, batch: Vec<Pending>) {
-    if batch.len() > 1 {
+    let latest = batch.iter().map(|p| p.now).max();
+    if let Some(now) = latest.filter(|_| batch.len() > 1) {
         let users: Vec<i64> = batch.iter().map(|p| p.user_id).collect();
-        let now = batch
-            .iter()
-            .map(|p| p.now)
-            .max()
-            .unwrap_or_else(|| batch[0].now);
         if let Ok(ids) = insert_all(db, coupon_id, &users, now).await
             && ids.len() == batch.len()
         {
-            {
-                let by_user: HashMap<i64, i64> = ids
-                    .into_iter()
-                    .map(|(issued, user)| (user, issued))
-                    .collect();
-                for p in batch {
-                    let result = by_user.get(&p.user_id).copied().ok_or_else(|| {
-                        ApiError::Internal(anyhow::anyhow!(
-                            "batch wrote no row for user {}",
-                            p.user_id
-                        ))
-                    });
-                    let _ = p.answer.send(result);
-                }
-                return;
+            let by_user: HashMap<i64, i64> = ids
+                .into_iter()
+                .map(|(issued, user)| (user, issued))
+                .collect();
+            for p in batch {
+                let result = by_user.get(&p.user_id).copied().ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("batch wrote no row for user {}", p.user_id))
+                });
+                let _ = p.answer.send(result);
             }
+            return;
         }
     }
     for p in batch {

@@ -118,6 +118,12 @@ impl Gate {
     /// Starts a new epoch: state left by an earlier run (reservations of a killed app
     /// included) is abandoned, to expire, and rebuilt from PostgreSQL on use.
     pub async fn new_epoch(&self) -> Result<i64, fred::error::Error> {
+        // Loaded now, so a first burst does not meet NOSCRIPT on every request.
+        for script in [&self.admit, &self.release, &self.build] {
+            for client in self.redis.clients() {
+                script.load(client).await?;
+            }
+        }
         let epoch = self.redis.next().incr::<i64, _>(EPOCH_KEY).await?;
         tracing::info!(
             epoch,

@@ -279,6 +279,13 @@ impl TestApp {
         path
     }
 
+    /// The app's /actuator/prometheus text.
+    pub async fn metrics_text(&self) -> String {
+        let url = format!("{}/actuator/prometheus", self.base);
+        let resp = self.client.get(url).send().await.expect("sent");
+        resp.text().await.expect("text")
+    }
+
     /// The app's "now".
     pub fn now(&self) -> NaiveDateTime {
         self.clock.now()

@@ -53,55 +53,6 @@ async fn issuing_returns_the_new_id_and_counts_it() {
 }
 
 #[tokio::test]
-async fn refusals_follow_the_contract_order() {
-    let app = spawn_app().await;
-    let (_, token) = app.user("order@test.kr", "USER").await;
-    let (_, other) = app.user("other@test.kr", "USER").await;
-    let one = app
-        .coupon(CouponSpec {
-            total: 1,
-            ..Default::default()
-        })
-        .await;
-    issue(&app, &token, one).await.data();
-    // Held and sold out: CP05 comes before CP04.
-    issue(&app, &token, one).await.assert_error(400, "CP05");
-    issue(&app, &other, one).await.assert_error(400, "CP04");
-    issue(&app, &token, 987654).await.assert_error(404, "CP01");
-    let disabled = app
-        .coupon(CouponSpec {
-            use_status: "DISABLED",
-            start_h: 5,
-            end_h: 6,
-            ..Default::default()
-        })
-        .await;
-    issue(&app, &token, disabled)
-        .await
-        .assert_error(400, "CP02");
-    let ready = app
-        .coupon(CouponSpec {
-            start_h: 2,
-            end_h: 5,
-            total: 0,
-            ..Default::default()
-        })
-        .await;
-    issue(&app, &token, ready).await.assert_error(400, "CP03");
-    let expired = app
-        .coupon(CouponSpec {
-            start_h: -5,
-            end_h: -1,
-            ..Default::default()
-        })
-        .await;
-    issue(&app, &token, expired).await.assert_error(400, "CP03");
-    for id in [disabled, ready, expired] {
-        assert_eq!(counts(&app, id).await, (0, 0), "refusals leave no trace");
-    }
-}
-
-#[tokio::test]
 async fn bad_issue_requests_get_4xx_envelopes() {
     let app = spawn_app().await;
     let (_, token) = app.user("bad@test.kr", "USER").await;

@@ -73,15 +73,7 @@ async fn race_counts_wrong_answers_as_failed_and_fails_the_threshold() {
 
 /// Reads the server's own count of 200s on the list route.
 async fn server_count(app: &crate::helpers::TestApp) -> u64 {
-    let text = app
-        .client
-        .get(format!("{}/actuator/prometheus", app.base))
-        .send()
-        .await
-        .expect("sent")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics_text().await;
     text.lines()
         .filter(|l| {
             l.starts_with("http_server_requests_seconds_count{")

@@ -282,15 +282,7 @@ async fn redis_down_falls_back_or_answers_503_and_the_gate_recovers() {
         .assert_error(400, "CP05");
         let (rows, issued, _) = ledger(&app.db, coupon).await;
         assert_eq!((rows, i64::from(issued)), (rows, rows), "{mode:?}");
-        let metrics = app
-            .client
-            .get(format!("{}/actuator/prometheus", app.base))
-            .send()
-            .await
-            .expect("sent")
-            .text()
-            .await
-            .expect("text");
+        let metrics = app.metrics_text().await;
         assert!(
             metrics.contains(
                 "fastpick_issue_gate_events_total{application=\"fastpick-be\",event=\"redis_down\"}"

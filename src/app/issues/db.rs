@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use sqlx::{PgConnection, PgPool};
 
 use crate::app::error::{ApiError, Result};
-use crate::domain::status::USE_STATUS_DISABLED;
+use crate::domain::{CouponStatus, coupon_status};
 
 /// A coupon's issuing state as the checks need it.
 type CouponCheck = (String, NaiveDateTime, NaiveDateTime, i32, i32);
@@ -153,21 +153,20 @@ async fn refusal(
     }))
 }
 
-/// The contract's checks in its order; `None` when the coupon can be issued.
+/// The contract's checks in its order (CP01, CP05, then the one status rule: CP02 disabled,
+/// CP03 ready or expired, CP04 exhausted); `None` when the coupon can be issued.
 pub fn check(row: Option<CouponCheck>, held: bool, now: NaiveDateTime) -> Option<ApiError> {
     let Some((use_status, start_at, end_at, total, issued)) = row else {
         return Some(ApiError::CouponNotFound);
     };
     if held {
-        Some(ApiError::AlreadyIssued)
-    } else if use_status == USE_STATUS_DISABLED {
-        Some(ApiError::CouponDisabled)
-    } else if now < start_at || now >= end_at {
-        Some(ApiError::OutOfPeriod)
-    } else if issued >= total {
-        Some(ApiError::SoldOut)
-    } else {
-        None
+        return Some(ApiError::AlreadyIssued);
+    }
+    match coupon_status(&use_status, start_at, end_at, total, issued, now) {
+        CouponStatus::Disabled => Some(ApiError::CouponDisabled),
+        CouponStatus::Ready | CouponStatus::Expired => Some(ApiError::OutOfPeriod),
+        CouponStatus::Exhausted => Some(ApiError::SoldOut),
+        CouponStatus::Issuing => None,
     }
 }
 

@@ -96,7 +96,7 @@ impl Validate for CreateCouponRequest {
     responses((status = 201, body = Envelope<i64>, description = "data is the new coupon id; Location header set"),
         (status = 400, body = ErrorBody, description = "C001 invalid (including start >= end), C002 wrong type or date format"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "C004 not an admin")))]
-#[tracing::instrument(skip_all, fields(admin_id = admin.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(admin_id = admin.id))]
 async fn create_coupon(
     State(state): State<AppState>,
     admin: AdminUser,

@@ -143,7 +143,7 @@ struct UserRow {
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody, description = "C001 invalid input, C002 wrong type"),
         (status = 409, body = crate::app::error::ErrorBody, description = "U002 e-mail taken"), (status = 415, body = crate::app::error::ErrorBody)))]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn signup(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SignupRequest>,
@@ -186,7 +186,7 @@ async fn signup(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody),
         (status = 401, body = crate::app::error::ErrorBody, description = "A003 wrong e-mail or password")))]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn login(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LoginRequest>,
@@ -219,7 +219,7 @@ async fn login(
     description = "Exchanges a refresh token for a new pair; the old refresh token stops working (rotation).",
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody),
         (status = 401, body = crate::app::error::ErrorBody, description = "A001 invalid or already used, A002 expired")))]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn refresh(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,

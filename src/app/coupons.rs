@@ -191,7 +191,7 @@ fn push_conditions(qb: &mut QueryBuilder<Postgres>, q: &ListQuery, now: NaiveDat
         ("filterType" = Option<String>, Query, description = "ALL | READY | ISSUING | CLOSED"),
         ("page" = Option<i32>, Query), ("size" = Option<i32>, Query), ("sort" = Option<String>, Query, description = "Accepted and ignored")),
     responses((status = 200, body = Envelope<Page<CouponSummary>>), (status = 400, body = ErrorBody, description = "C001")))]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn list_coupons(
     State(state): State<AppState>,
     params: QueryParams,
@@ -245,7 +245,7 @@ pub fn parse_id(path: std::result::Result<Path<String>, PathRejection>) -> Resul
 #[utoipa::path(get, path = "/api/v1/coupons/{id}", tag = "coupons", params(("id" = i64, Path)),
     responses((status = 200, body = Envelope<CouponDetail>), (status = 400, body = ErrorBody, description = "C002 id not an integer"),
         (status = 404, body = ErrorBody, description = "CP01 no such coupon, or disabled")))]
-#[tracing::instrument(skip_all)]
+#[tracing::instrument(level = "debug", skip_all)]
 async fn get_coupon(
     State(state): State<AppState>,
     path: std::result::Result<Path<String>, PathRejection>,

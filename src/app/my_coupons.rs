@@ -121,7 +121,7 @@ fn push_conditions(
         ("page" = Option<i32>, Query), ("size" = Option<i32>, Query)),
     responses((status = 200, body = Envelope<Page<MyCoupon>>), (status = 400, body = ErrorBody, description = "C001 bad status"),
         (status = 401, body = ErrorBody, description = "C003, A001, A002")))]
-#[tracing::instrument(skip_all, fields(user_id = user.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = user.id))]
 async fn list_my_coupons(
     State(state): State<AppState>,
     user: AuthUser,

@@ -51,7 +51,7 @@ impl Validate for IssueRequest {
         (status = 401, body = ErrorBody, description = "C003 missing, A001 invalid, A002 expired token"),
         (status = 404, body = ErrorBody, description = "CP01 no such coupon"),
         (status = 503, body = ErrorBody, description = "C010 database (or, with issue.redis_down = unavailable, Redis) unavailable")))]
-#[tracing::instrument(skip_all, fields(user_id = user.id))]
+#[tracing::instrument(level = "debug", skip_all, fields(user_id = user.id))]
 async fn issue_coupon(
     State(state): State<AppState>,
     user: AuthUser,

@@ -2,7 +2,7 @@
 
 use reqwest::Method;
 
-use crate::helpers::{spawn_app, spawn_with, test_settings};
+use crate::helpers::{own_servers, spawn_app, spawn_with};
 
 #[tokio::test]
 async fn health_checks_both_servers_and_turns_503_when_redis_is_down() {
@@ -186,18 +186,7 @@ async fn graceful_stop_answers_in_flight_requests_and_closes_the_pool() {
 
 #[tokio::test]
 async fn database_down_answers_503_c010_and_health_says_so() {
-    let pg = tokio::task::spawn_blocking(fastpick::local::start_postgres)
-        .await
-        .expect("task")
-        .expect("postgres");
-    fastpick::local::create_database(pg.port, "own")
-        .await
-        .expect("database");
-    let redis = tokio::task::spawn_blocking(fastpick::local::start_redis)
-        .await
-        .expect("task")
-        .expect("redis");
-    let mut settings = test_settings(pg.port, "own", redis.port);
+    let (pg, redis, mut settings) = own_servers().await;
     settings.database.acquire_timeout = std::time::Duration::from_millis(500);
     let app = spawn_with(settings, Some(redis)).await;
     let id = app.coupon(Default::default()).await;

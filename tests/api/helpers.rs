@@ -71,6 +71,24 @@ pub async fn fresh_database() -> (u16, String) {
     (pg.port, name)
 }
 
+/// Starts a PostgreSQL server of the test's own (to stop or restart it) with a database
+/// "own", and a Redis; returns both servers and settings pointing at them.
+pub async fn own_servers() -> (Supervised, Supervised, Settings) {
+    let pg = tokio::task::spawn_blocking(local::start_postgres)
+        .await
+        .expect("postgres start task")
+        .expect("postgres starts");
+    local::create_database(pg.port, "own")
+        .await
+        .expect("create database");
+    let redis = tokio::task::spawn_blocking(local::start_redis)
+        .await
+        .expect("redis start task")
+        .expect("redis starts");
+    let settings = test_settings(pg.port, "own", redis.port);
+    (pg, redis, settings)
+}
+
 /// Starts an app on a fresh database and its own Redis.
 pub async fn spawn_app() -> TestApp {
     let (pg_port, name) = fresh_database().await;

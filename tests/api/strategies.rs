@@ -10,7 +10,9 @@ use fastpick::load::race::RaceArgs;
 use fastpick::load::stats::Summary;
 use serde_json::json;
 
-use crate::helpers::{CouponSpec, SECRET, TestApp, fresh_database, spawn_with, test_settings};
+use crate::helpers::{
+    CouponSpec, SECRET, TestApp, fresh_database, own_servers, spawn_with, test_settings,
+};
 
 const ALL: [IssueStrategy; 3] = [
     IssueStrategy::DbLock,
@@ -381,18 +383,7 @@ async fn app_killed_mid_race_restarts_consistent_and_rebuilds_the_gate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_restarted_mid_race_gives_clean_503s_and_the_pool_recovers() {
     for strategy in [IssueStrategy::DbAtomic, IssueStrategy::RedisGate] {
-        let pg = tokio::task::spawn_blocking(fastpick::local::start_postgres)
-            .await
-            .expect("task")
-            .expect("postgres");
-        fastpick::local::create_database(pg.port, "own")
-            .await
-            .expect("database");
-        let redis = tokio::task::spawn_blocking(fastpick::local::start_redis)
-            .await
-            .expect("task")
-            .expect("redis");
-        let mut settings = test_settings(pg.port, "own", redis.port);
+        let (pg, redis, mut settings) = own_servers().await;
         settings.issue.strategy = strategy;
         settings.database.acquire_timeout = Duration::from_secs(2);
         let app = spawn_with(settings, Some(redis)).await;

@@ -36,12 +36,7 @@ pub struct Batcher {
 
 impl Batcher {
     fn lane(&self, coupon_id: i64) -> Arc<Lane> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        if lanes.len() > 10_000 {
-            // Idle lanes are dropped; a lane in use is still held by its Arc.
-            lanes.retain(|_, lane| Arc::strong_count(lane) > 1);
-        }
-        lanes.entry(coupon_id).or_default().clone()
+        crate::app::issues::per_coupon(&self.lanes, coupon_id)
     }
 
     /// Writes one admitted request, possibly together with others, and returns its issued id.

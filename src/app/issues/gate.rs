@@ -62,7 +62,7 @@ const MISSING_TTL_SECS: u64 = 10;
 
 /// When this process last built a coupon's state; a miss within [`REBUILD_AFTER`] of a build
 /// (the burst that raced it) does not build again.
-type BuildSlot = std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>;
+type BuildSlot = tokio::sync::Mutex<Option<std::time::Instant>>;
 
 /// How soon after a build another miss rebuilds (Redis emptied again, say).
 const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
@@ -81,7 +81,7 @@ pub enum Admission {
 /// The scripts and settings of the gate.
 pub struct Gate {
     /// One build at a time per coupon in this process: a burst of misses builds once.
-    building: std::sync::Mutex<std::collections::HashMap<i64, BuildSlot>>,
+    building: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<BuildSlot>>>,
     /// Admitted requests' writes, grouped per coupon.
     pub batcher: crate::app::issues::batch::Batcher,
     redis: Pool,
@@ -193,10 +193,7 @@ impl Gate {
         if !matches!(first, Ok(Admission::Miss)) {
             return Ok(first);
         }
-        let lock = {
-            let mut building = self.building.lock().unwrap_or_else(|e| e.into_inner());
-            building.entry(coupon_id).or_default().clone()
-        };
+        let lock = crate::app::issues::per_coupon(&self.building, coupon_id);
         {
             let mut last_build = lock.lock().await;
             // A build that finished after this request missed covers it too.

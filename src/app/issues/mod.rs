@@ -20,6 +20,19 @@ use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::config::{IssueStrategy, RedisDown};
 
+/// Per-coupon shared state (a build slot, a write lane), created on first use. Past 10,000
+/// coupons, the ones nobody holds right now are forgotten.
+pub(crate) fn per_coupon<T: Default>(
+    map: &std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<T>>>,
+    coupon_id: i64,
+) -> std::sync::Arc<T> {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() > 10_000 {
+        map.retain(|_, held| std::sync::Arc::strong_count(held) > 1);
+    }
+    map.entry(coupon_id).or_default().clone()
+}
+
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/coupon-issues", post(issue_coupon))

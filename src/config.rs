@@ -258,11 +258,13 @@ impl Settings {
                 .find(|(name, _)| key == *name)
                 .map(|(_, target)| (*target).into())
         });
+        // FASTPICK_CONFIG names the file itself (the --config flag), not a key in it.
         let prefixed = Env::prefixed("FASTPICK_")
             .filter(|key| {
-                !SECRET_ENV
-                    .iter()
-                    .any(|(name, _)| name[9..].eq_ignore_ascii_case(key.as_str()))
+                !key.as_str().eq_ignore_ascii_case("config")
+                    && !SECRET_ENV
+                        .iter()
+                        .any(|(name, _)| name[9..].eq_ignore_ascii_case(key.as_str()))
             })
             .split("__");
         let mut settings: Settings = figment
@@ -404,6 +406,7 @@ mod tests {
             jail.set_env("FASTPICK_DATABASE__PORT", "2222");
             jail.set_env("SECRET_KEY", "0123456789abcdef0123456789abcdef");
             jail.set_env("FASTPICK_AUTH__ACCESS_TOKEN_TTL", "15m");
+            jail.set_env("FASTPICK_CONFIG", "f.toml");
             let s = Settings::load(Some(Path::new("f.toml"))).expect("loads");
             assert_eq!(s.database.host, "legacy-host");
             assert_eq!(s.database.port, 2222);

@@ -24,6 +24,7 @@ use crate::role::{Role, RoleSet};
 /// Runs what the command line asks for.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
+    let config_given = cli.config.is_some();
     telemetry::init(&settings.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -32,7 +33,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match (cli.command, cli.role) {
         (Some(Command::Migrate), _) => runtime.block_on(cmd::migrate(&settings)),
         (Some(Command::User(user)), _) => runtime.block_on(cmd::user::run(&settings, user)),
-        (Some(Command::Demo(args)), _) => runtime.block_on(cmd::demo::run(settings, args)),
+        (Some(Command::Demo(args)), _) => {
+            runtime.block_on(cmd::demo::run(settings, args, config_given))
+        }
         (Some(Command::Seed(seed)), _) => runtime.block_on(seed::run(&settings, seed)),
         (Some(Command::Load(args)), _) => runtime.block_on(load::run(args)),
         (None, Some(roles)) => runtime.block_on(run_roles(settings, roles)),

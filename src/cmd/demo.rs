@@ -31,9 +31,8 @@ fn random_text(len: usize) -> String {
         .collect()
 }
 
-/// Runs the demo.
-pub async fn run(mut settings: Settings, args: DemoArgs) -> anyhow::Result<()> {
-    let has_file = std::env::var_os("FASTPICK_CONFIG").is_some();
+/// Runs the demo; with a config file given, its database and Redis are used as configured.
+pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyhow::Result<()> {
     let mut servers: Vec<Supervised> = Vec::new();
     if !configured(&DB_KEYS, has_file) {
         let pg = tokio::task::spawn_blocking(local::start_postgres).await??;

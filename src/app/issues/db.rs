@@ -72,20 +72,7 @@ pub async fn issue_locked(
 ) -> Result<i64> {
     let mut tx = db.begin().await?;
     // Hibernate's PESSIMISTIC_WRITE on PostgreSQL: every issue of one coupon queues here.
-    let row: Option<CouponCheck> = sqlx::query_as(
-        "select use_status, start_at, end_at, total_quantity, issued_quantity
-         from tb_coupon where id = $1 for no key update",
-    )
-    .bind(coupon_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let held: bool = sqlx::query_scalar(
-        "select exists (select 1 from tb_issued_coupon where user_id = $1 and coupon_id = $2)",
-    )
-    .bind(user_id)
-    .bind(coupon_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (row, held) = read_check(&mut tx, coupon_id, user_id, true).await?;
     if let Some(err) = check(row, held, now) {
         tx.rollback().await?;
         return Err(err);
@@ -132,12 +119,34 @@ async fn refusal(
     user_id: i64,
     now: NaiveDateTime,
 ) -> Result<ApiError> {
-    let row: Option<CouponCheck> = sqlx::query_as(
-        "select use_status, start_at, end_at, total_quantity, issued_quantity from tb_coupon where id = $1",
-    )
-    .bind(coupon_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let (row, held) = read_check(conn, coupon_id, user_id, false).await?;
+    Ok(check(row, held, now).unwrap_or_else(|| {
+        // Every rule passes on a fresh read: the refusal raced a change of the coupon itself.
+        ApiError::Internal(anyhow::anyhow!(
+            "coupon {coupon_id} refused without a reason"
+        ))
+    }))
+}
+
+/// Reads what the checks need: the coupon (row-locked when `lock`) and whether the user
+/// already holds it.
+async fn read_check(
+    conn: &mut PgConnection,
+    coupon_id: i64,
+    user_id: i64,
+    lock: bool,
+) -> Result<(Option<CouponCheck>, bool)> {
+    let sql = if lock {
+        "select use_status, start_at, end_at, total_quantity, issued_quantity
+         from tb_coupon where id = $1 for no key update"
+    } else {
+        "select use_status, start_at, end_at, total_quantity, issued_quantity
+         from tb_coupon where id = $1"
+    };
+    let row: Option<CouponCheck> = sqlx::query_as(sql)
+        .bind(coupon_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     let held: bool = sqlx::query_scalar(
         "select exists (select 1 from tb_issued_coupon where user_id = $1 and coupon_id = $2)",
     )
@@ -145,12 +154,7 @@ async fn refusal(
     .bind(coupon_id)
     .fetch_one(&mut *conn)
     .await?;
-    Ok(check(row, held, now).unwrap_or_else(|| {
-        // Every rule passes on a fresh read: the refusal raced a change of the coupon itself.
-        ApiError::Internal(anyhow::anyhow!(
-            "coupon {coupon_id} refused without a reason"
-        ))
-    }))
+    Ok((row, held))
 }
 
 /// The contract's checks in its order (CP01, CP05, then the one status rule: CP02 disabled,

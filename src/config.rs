@@ -23,6 +23,7 @@ pub struct Settings {
     pub redis: RedisConfig,
     pub auth: AuthConfig,
     pub issue: IssueConfig,
+    pub search: SearchConfig,
     pub log: LogConfig,
 }
 
@@ -185,6 +186,41 @@ impl IssueStrategy {
     }
 }
 
+/// Coupon search (`GET /api/v1/coupons`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Where search pages are cached.
+    pub cache: SearchCache,
+    /// How long a cached page is served; also the staleness bound for what is not
+    /// invalidated (issued quantities, time-driven status changes, changes made in SQL).
+    #[serde(deserialize_with = "duration")]
+    pub cache_ttl: Duration,
+    /// Matches counted exactly; past it, `totalElements` stops at the limit (or just past the
+    /// requested page) while `last` stays exact.
+    pub count_limit: i64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            cache: SearchCache::Redis,
+            cache_ttl: Duration::from_secs(10),
+            count_limit: 1000,
+        }
+    }
+}
+
+/// The search page cache's switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchCache {
+    /// Every search goes to PostgreSQL.
+    Off,
+    /// Pages are kept in Redis for `search.cache_ttl`.
+    Redis,
+}
+
 /// What `redis-gate` does without Redis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -324,6 +360,12 @@ impl Settings {
         }
         if self.redis.pool_size == 0 {
             bail!("redis.pool_size must be at least 1");
+        }
+        if self.search.cache_ttl.as_secs() == 0 {
+            bail!("search.cache_ttl must be at least 1s");
+        }
+        if self.search.count_limit < 1 {
+            bail!("search.count_limit must be at least 1");
         }
         Ok(())
     }

@@ -130,6 +130,7 @@ async fn create_coupon(
         .await?;
     tx.commit().await?;
     tracing::info!(coupon_id = id, "coupon created");
+    crate::app::coupons::invalidate_search(&state, "created").await;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/admin/coupons/{id}")) {
         headers.insert(LOCATION, location);

@@ -70,6 +70,18 @@ pub struct EventLabel {
     pub event: &'static str,
 }
 
+/// Labels of a search cache lookup.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+/// Labels of a search statement's duration.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatementLabel {
+    pub statement: &'static str,
+}
+
 /// Labels of a pool gauge.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -82,6 +94,9 @@ pub struct AppMetrics {
     http: Family<HttpLabels, Histogram>,
     issues: Family<IssueLabels, Counter>,
     gate_events: Family<EventLabel, Counter>,
+    search_cache: Family<ResultLabel, Counter>,
+    search_invalidations: Family<EventLabel, Counter>,
+    search_statements: Family<StatementLabel, Histogram>,
     db_connections: Family<StateLabel, Gauge>,
     db_max: Gauge,
     redis_connected: Gauge,
@@ -96,6 +111,13 @@ fn latency_histogram() -> Histogram {
     // 0.5 ms .. ~16 s, doubling.
     Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
         0.0005, 2.0, 16,
+    ))
+}
+
+fn query_histogram() -> Histogram {
+    // 50 µs .. ~0.8 s, doubling.
+    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+        0.00005, 2.0, 15,
     ))
 }
 
@@ -116,6 +138,9 @@ impl AppMetrics {
             http,
             issues: Family::default(),
             gate_events: Family::default(),
+            search_cache: Family::default(),
+            search_invalidations: Family::default(),
+            search_statements: Family::new_with_constructor(query_histogram as fn() -> Histogram),
             db_connections: Family::default(),
             db_max: Gauge::default(),
             redis_connected: Gauge::default(),
@@ -140,6 +165,21 @@ impl AppMetrics {
             "issue_gate_events",
             "Redis gate builds and Redis-down fallbacks",
             self.gate_events.clone(),
+        );
+        r.register(
+            "search_cache_lookups",
+            "Search page cache lookups: hit, miss, unavailable (Redis down or slow)",
+            self.search_cache.clone(),
+        );
+        r.register(
+            "search_cache_invalidations",
+            "Search page cache invalidations by cause (created, sold_out) and failures",
+            self.search_invalidations.clone(),
+        );
+        r.register(
+            "search_statement_seconds",
+            "PostgreSQL time of search statements: probe, page, count",
+            self.search_statements.clone(),
         );
         r.register(
             "db_pool_connections",
@@ -201,6 +241,27 @@ impl AppMetrics {
     /// Counts one gate event.
     pub fn gate_event(&self, event: &'static str) {
         self.gate_events.get_or_create(&EventLabel { event }).inc();
+    }
+
+    /// Counts one search cache lookup.
+    pub fn search_cache(&self, result: &'static str) {
+        self.search_cache
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// Counts one search cache invalidation (`event` = cause, or "failed").
+    pub fn search_invalidation(&self, event: &'static str) {
+        self.search_invalidations
+            .get_or_create(&EventLabel { event })
+            .inc();
+    }
+
+    /// Records one search statement's duration.
+    pub fn search_statement(&self, statement: &'static str, seconds: f64) {
+        self.search_statements
+            .get_or_create(&StatementLabel { statement })
+            .observe(seconds);
     }
 
     /// Refreshes the gauges and writes everything as OpenMetrics text.

@@ -108,7 +108,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     }
     Ok(AppState {
         db,
-        redis,
+        redis: redis.clone(),
         tokens: Arc::new(TokenKeys::new(
             secret,
             settings.auth.access_token_ttl,
@@ -119,6 +119,13 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         bcrypt_cost: settings.auth.bcrypt_cost,
         issue: settings.issue.clone(),
         gate,
+        search_cache: (settings.search.cache == crate::config::SearchCache::Redis).then(|| {
+            Arc::new(coupons::cache::SearchCache::new(
+                redis.clone(),
+                settings.search.cache_ttl,
+            ))
+        }),
+        search: settings.search.clone(),
     })
 }
 

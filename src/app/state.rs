@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::app::coupons::cache::SearchCache;
 use crate::app::issues::gate::Gate;
 use crate::app::metrics::AppMetrics;
-use crate::config::IssueConfig;
+use crate::config::{IssueConfig, SearchConfig};
 use crate::domain::Clock;
 use crate::token::TokenKeys;
 
@@ -24,4 +25,8 @@ pub struct AppState {
     pub issue: IssueConfig,
     /// The Redis gate, when `issue.strategy` is redis-gate.
     pub gate: Option<Arc<Gate>>,
+    /// The search page cache, when `search.cache` is redis.
+    pub search_cache: Option<Arc<SearchCache>>,
+    /// Search settings (count limit, cache lifetime).
+    pub search: SearchConfig,
 }

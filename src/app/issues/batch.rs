@@ -12,13 +12,13 @@ use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 use crate::app::error::{ApiError, Result};
-use crate::app::issues::db;
+use crate::app::issues::{Issued, db};
 
 /// One admitted request waiting for its write.
 struct Pending {
     user_id: i64,
     now: NaiveDateTime,
-    answer: oneshot::Sender<Result<i64>>,
+    answer: oneshot::Sender<Result<Issued>>,
 }
 
 /// A coupon's queue and writer turn.
@@ -46,7 +46,7 @@ impl Batcher {
         coupon_id: i64,
         user_id: i64,
         now: NaiveDateTime,
-    ) -> Result<i64> {
+    ) -> Result<Issued> {
         let lane = self.lane(coupon_id);
         let (tx, rx) = oneshot::channel();
         lane.queue
@@ -81,14 +81,25 @@ async fn write_batch(db: &PgPool, coupon_id: i64, batch: Vec<Pending>) {
         if let Ok(ids) = insert_all(db, coupon_id, &users, now).await
             && ids.len() == batch.len()
         {
+            let sold_out = ids.first().is_some_and(|row| row.2);
             let by_user: HashMap<i64, i64> = ids
                 .into_iter()
-                .map(|(issued, user)| (user, issued))
+                .map(|(issued, user, _)| (user, issued))
                 .collect();
-            for p in batch {
-                let result = by_user.get(&p.user_id).copied().ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("batch wrote no row for user {}", p.user_id))
-                });
+            for (i, p) in batch.into_iter().enumerate() {
+                let result = by_user
+                    .get(&p.user_id)
+                    .map(|id| Issued {
+                        id: *id,
+                        // The batch's first answer carries the sell-out, once.
+                        sold_out: sold_out && i == 0,
+                    })
+                    .ok_or_else(|| {
+                        ApiError::Internal(anyhow::anyhow!(
+                            "batch wrote no row for user {}",
+                            p.user_id
+                        ))
+                    });
                 let _ = p.answer.send(result);
             }
             return;
@@ -101,14 +112,15 @@ async fn write_batch(db: &PgPool, coupon_id: i64, batch: Vec<Pending>) {
     }
 }
 
-/// Takes `users.len()` units and writes their rows in one statement (one transaction); no
-/// row at all when the coupon cannot give that many, an error when any user already holds it.
+/// Takes `users.len()` units and writes their rows in one statement (one transaction), with
+/// whether that sold the coupon out; no row at all when the coupon cannot give that many, an
+/// error when any user already holds it.
 async fn insert_all(
     db: &PgPool,
     coupon_id: i64,
     users: &[i64],
     now: NaiveDateTime,
-) -> Result<Vec<(i64, i64)>, sqlx::Error> {
+) -> Result<Vec<(i64, i64, bool)>, sqlx::Error> {
     let n = i32::try_from(users.len()).unwrap_or(i32::MAX);
     sqlx::query_as(
         "with taken as (
@@ -118,10 +130,12 @@ async fn insert_all(
                  updated_at = $4
              where id = $1 and use_status = 'AVAILABLE' and start_at <= $4 and end_at > $4
                and issued_quantity + $3 <= total_quantity
-             returning id)
-         insert into tb_issued_coupon (created_at, user_id, coupon_id)
-         select $4, u, taken.id from taken, unnest($2::bigint[]) as u
-         returning id, user_id",
+             returning id, is_sold_out),
+         written as (
+             insert into tb_issued_coupon (created_at, user_id, coupon_id)
+             select $4, u, taken.id from taken, unnest($2::bigint[]) as u
+             returning id, user_id)
+         select written.id, written.user_id, taken.is_sold_out from written, taken",
     )
     .bind(coupon_id)
     .bind(users)

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use sqlx::{PgConnection, PgPool};
 
 use crate::app::error::{ApiError, Result};
+use crate::app::issues::Issued;
 use crate::domain::{CouponStatus, coupon_status};
 
 /// A coupon's issuing state as the checks need it.
@@ -21,10 +22,10 @@ pub async fn issue_atomic(
     coupon_id: i64,
     user_id: i64,
     now: NaiveDateTime,
-) -> Result<i64> {
+) -> Result<Issued> {
     // One statement is one transaction: the insert failing (a concurrent request of the same
     // user) undoes the update too. One round trip to PostgreSQL.
-    let issued: Option<i64> = sqlx::query_scalar(
+    let issued: Option<(i64, bool)> = sqlx::query_as(
         "with taken as (
              update tb_coupon
              set issued_quantity = issued_quantity + 1,
@@ -33,10 +34,12 @@ pub async fn issue_atomic(
              where id = $1 and use_status = 'AVAILABLE' and start_at <= $3 and end_at > $3
                and issued_quantity < total_quantity
                and not exists (select 1 from tb_issued_coupon where user_id = $2 and coupon_id = $1)
+             returning id, is_sold_out),
+         written as (
+             insert into tb_issued_coupon (created_at, user_id, coupon_id)
+             select $3, $2, id from taken
              returning id)
-         insert into tb_issued_coupon (created_at, user_id, coupon_id)
-         select $3, $2, id from taken
-         returning id",
+         select written.id, taken.is_sold_out from written, taken",
     )
     .bind(coupon_id)
     .bind(user_id)
@@ -45,7 +48,7 @@ pub async fn issue_atomic(
     .await
     .map_err(write_error)?;
     match issued {
-        Some(id) => Ok(id),
+        Some((id, sold_out)) => Ok(Issued { id, sold_out }),
         None => {
             let mut conn = db.acquire().await?;
             Err(refusal(&mut conn, coupon_id, user_id, now).await?)
@@ -69,7 +72,7 @@ pub async fn issue_locked(
     coupon_id: i64,
     user_id: i64,
     now: NaiveDateTime,
-) -> Result<i64> {
+) -> Result<Issued> {
     let mut tx = db.begin().await?;
     // Hibernate's PESSIMISTIC_WRITE on PostgreSQL: every issue of one coupon queues here.
     let (row, held) = read_check(&mut tx, coupon_id, user_id, true).await?;
@@ -77,18 +80,18 @@ pub async fn issue_locked(
         tx.rollback().await?;
         return Err(err);
     }
-    sqlx::query(
+    let sold_out: bool = sqlx::query_scalar(
         "update tb_coupon set issued_quantity = issued_quantity + 1,
              is_sold_out = issued_quantity + 1 >= total_quantity, updated_at = $2
-         where id = $1",
+         where id = $1 returning is_sold_out",
     )
     .bind(coupon_id)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    let issued_id = insert_issued(&mut tx, coupon_id, user_id, now).await?;
+    let id = insert_issued(&mut tx, coupon_id, user_id, now).await?;
     tx.commit().await?;
-    Ok(issued_id)
+    Ok(Issued { id, sold_out })
 }
 
 /// Inserts the issued row; a concurrent request of the same user that won the unique

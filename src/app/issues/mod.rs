@@ -33,6 +33,13 @@ pub(crate) fn per_coupon<T: Default>(
     map.entry(coupon_id).or_default().clone()
 }
 
+/// A written issue: the new row's id, and whether this write took the coupon's last unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    pub id: i64,
+    pub sold_out: bool,
+}
+
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/coupon-issues", post(issue_coupon))
@@ -83,7 +90,11 @@ async fn issue_coupon(
         Err(e) => e.code(),
     };
     state.metrics.issue_outcome(strategy.as_str(), outcome);
-    result.map(ok)
+    if let Ok(Issued { sold_out: true, .. }) = result {
+        // The coupon's list status just became EXHAUSTED.
+        crate::app::coupons::invalidate_search(&state, "sold_out").await;
+    }
+    result.map(|issued| ok(issued.id))
 }
 
 /// `redis-gate`: Redis admits or refuses; admitted requests are written in groups with
@@ -94,7 +105,7 @@ async fn issue_gated(
     coupon_id: i64,
     user_id: i64,
     now: NaiveDateTime,
-) -> Result<i64> {
+) -> Result<Issued> {
     let Some(gate) = state.gate.as_ref().filter(|g| g.is_up()) else {
         return without_redis(state, coupon_id, user_id, now).await;
     };
@@ -128,7 +139,7 @@ async fn without_redis(
     coupon_id: i64,
     user_id: i64,
     now: NaiveDateTime,
-) -> Result<i64> {
+) -> Result<Issued> {
     state.metrics.gate_event("redis_down");
     match state.issue.redis_down {
         RedisDown::Fallback => db::issue_atomic(&state.db, coupon_id, user_id, now).await,

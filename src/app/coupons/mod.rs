@@ -1,52 +1,37 @@
 //! Coupon list/search and detail, public (API.md 2.3, 2.4, changes 1–3).
+//!
+//! Search at scale: [`query`] holds the index-driven SQL and the bounded count, [`cache`]
+//! the Redis page cache with its invalidation.
 
+pub mod cache;
+pub mod query;
+
+use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
+use axum::http::HeaderValue;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::NaiveDateTime;
 use serde::Serialize;
-use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
+use crate::app::coupons::cache::Lookup;
+use crate::app::coupons::query::SearchQuery;
 use crate::app::error::{ApiError, ErrorBody, FieldError, Result};
-use crate::app::extract::{QueryParams, enum_param};
-use crate::app::page::{Page, PageRequest};
+use crate::app::extract::QueryParams;
+use crate::app::page::Page;
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
-use crate::app::validate::NUL_REASON;
-use crate::domain::{CouponStatus, coupon_status, search_words};
-
-/// Longest search input accepted, in characters after trimming.
-pub const MAX_SEARCH_CHARS: usize = 50;
+use crate::domain::{CouponStatus, coupon_status};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/coupons", get(list_coupons))
         .route("/api/v1/coupons/{id}", get(get_coupon))
-}
-
-/// The list's `filterType`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FilterType {
-    #[default]
-    All,
-    Ready,
-    Issuing,
-    Closed,
-}
-
-impl FilterType {
-    fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ALL" => Some(FilterType::All),
-            "READY" => Some(FilterType::Ready),
-            "ISSUING" => Some(FilterType::Issuing),
-            "CLOSED" => Some(FilterType::Closed),
-            _ => None,
-        }
-    }
 }
 
 /// A coupon in the list.
@@ -92,7 +77,6 @@ struct CouponRow {
     id: i64,
     brand: String,
     title: String,
-    summary: Option<String>,
     description: Option<String>,
     total_quantity: i32,
     issued_quantity: i32,
@@ -114,108 +98,50 @@ impl CouponRow {
     }
 }
 
-/// The parsed list query.
-struct ListQuery {
-    words: Vec<String>,
-    filter: FilterType,
-    page: PageRequest,
-}
-
-fn parse_list_query(params: &QueryParams) -> Result<ListQuery> {
-    let mut errors = Vec::new();
-    let search = params.get("search").unwrap_or_default();
-    if search.trim().chars().count() > MAX_SEARCH_CHARS {
-        errors.push(FieldError::new(
-            "search",
-            search.clone(),
-            "검색어는 50자 이내여야 합니다.",
-        ));
-    } else if search.contains('\0') {
-        errors.push(FieldError::new("search", "", NUL_REASON));
-    }
-    let filter = enum_param(
-        params,
-        "filterType",
-        FilterType::parse,
-        "ALL, READY, ISSUING, CLOSED",
-    )
-    .unwrap_or_else(|e| {
-        errors.push(e);
-        FilterType::All
-    });
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
-    }
-    Ok(ListQuery {
-        words: search_words(&search),
-        filter,
-        page: PageRequest::from_query(params),
-    })
-}
-
-/// Adds the shared conditions of the count and content queries.
-fn push_conditions(qb: &mut QueryBuilder<Postgres>, q: &ListQuery, now: NaiveDateTime) {
-    qb.push(" from tb_coupon c where c.use_status = 'AVAILABLE'");
-    // The filters follow the one status rule (change 3): READY before the period,
-    // ISSUING inside it with stock, CLOSED = EXPIRED or EXHAUSTED.
-    match q.filter {
-        FilterType::All => {}
-        FilterType::Ready => {
-            qb.push(" and c.start_at > ").push_bind(now);
-        }
-        FilterType::Issuing => {
-            qb.push(" and c.start_at <= ").push_bind(now);
-            qb.push(" and c.end_at > ").push_bind(now);
-            qb.push(" and c.issued_quantity < c.total_quantity");
-        }
-        FilterType::Closed => {
-            qb.push(" and c.start_at <= ").push_bind(now);
-            qb.push(" and (c.end_at <= ").push_bind(now);
-            qb.push(" or c.issued_quantity >= c.total_quantity)");
-        }
-    }
-    for word in &q.words {
-        // Byte-wise range on the text_pattern_ops index: a literal prefix, wildcards included.
-        let upper = format!("{word}{}", char::MAX);
-        qb.push(" and c.id in (select k.coupon_id from tb_coupon_keyword k where k.keyword ~>=~ ");
-        qb.push_bind(word.clone())
-            .push(" and k.keyword ~<~ ")
-            .push_bind(upper)
-            .push(")");
-    }
-}
-
 // GET /api/v1/coupons
 #[utoipa::path(get, path = "/api/v1/coupons", tag = "coupons",
     params(("search" = Option<String>, Query, description = "Words (max 50 chars); each must prefix-match a keyword, case-insensitive"),
         ("filterType" = Option<String>, Query, description = "ALL | READY | ISSUING | CLOSED"),
         ("page" = Option<i32>, Query), ("size" = Option<i32>, Query), ("sort" = Option<String>, Query, description = "Accepted and ignored")),
-    responses((status = 200, body = Envelope<Page<CouponSummary>>), (status = 400, body = ErrorBody, description = "C001")))]
+    responses((status = 200, body = Envelope<Page<CouponSummary>>, description = "Newest first. `last` is exact; `totalElements` is exact up to search.count_limit (1,000 by default) matches, past it a floor that is still beyond the requested page. With search.cache = redis a page may be served from Redis: creating or selling out a coupon invalidates at once, other changes show within search.cache_ttl (10 s)"),
+        (status = 400, body = ErrorBody, description = "C001")))]
 #[tracing::instrument(level = "debug", skip_all)]
-async fn list_coupons(
-    State(state): State<AppState>,
-    params: QueryParams,
-) -> Result<Json<Envelope<Page<CouponSummary>>>> {
-    let q = parse_list_query(&params)?;
+async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Result<Response> {
+    let q = SearchQuery::parse(&params)?;
+    let cached = match &state.search_cache {
+        Some(cache) => {
+            let key = cache::key(&q);
+            let lookup = cache.get(&key).await;
+            state.metrics.search_cache(match &lookup {
+                Lookup::Hit(_) => "hit",
+                Lookup::Miss(_) => "miss",
+                Lookup::Unavailable => "unavailable",
+            });
+            match lookup {
+                Lookup::Hit(body) => return Ok(json_response(body)),
+                Lookup::Miss(generation) => Some((cache, key, generation)),
+                Lookup::Unavailable => None,
+            }
+        }
+        None => None,
+    };
     let now = state.clock.now();
-    let mut count_qb = QueryBuilder::new("select count(*)");
-    push_conditions(&mut count_qb, &q, now);
-    let count: i64 = count_qb.build_query_scalar().fetch_one(&state.db).await?;
-    if count == 0 || q.page.offset() >= count {
-        return Ok(ok(Page::new(Vec::new(), q.page, count)));
-    }
-    let mut qb = QueryBuilder::new(
-        "select c.id, c.brand, c.title, c.summary, null::text as description, c.total_quantity, \
-         c.issued_quantity, c.start_at, c.end_at, c.use_status",
-    );
-    push_conditions(&mut qb, &q, now);
-    qb.push(" order by c.id desc limit ").push_bind(q.page.size);
-    qb.push(" offset ").push_bind(q.page.offset());
-    let rows: Vec<CouponRow> = qb.build_query_as().fetch_all(&state.db).await?;
-    let content = rows
+    let found = query::run(&state.db, &q, now, state.search.count_limit, |s, d| {
+        state.metrics.search_statement(s.as_str(), d.as_secs_f64());
+    })
+    .await?;
+    let content = found
+        .rows
         .into_iter()
         .map(|r| CouponSummary {
-            status: r.status(now),
+            status: coupon_status(
+                &r.use_status,
+                r.start_at,
+                r.end_at,
+                r.total_quantity,
+                r.issued_quantity,
+                now,
+            ),
             id: r.id,
             brand: r.brand,
             title: r.title,
@@ -226,7 +152,31 @@ async fn list_coupons(
             end_at: r.end_at,
         })
         .collect();
-    Ok(ok(Page::new(content, q.page, count)))
+    let page = ok(Page::new(content, q.page, found.total)).0;
+    let body = Bytes::from(serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.into()))?);
+    if let Some((cache, key, generation)) = cached {
+        cache.put(&key, generation, &body).await;
+    }
+    Ok(json_response(body))
+}
+
+/// Makes cached search pages stale after a change that moves coupons in or out of results.
+pub async fn invalidate_search(state: &AppState, cause: &'static str) {
+    if let Some(cache) = &state.search_cache {
+        let told = cache.invalidate(cause).await;
+        state
+            .metrics
+            .search_invalidation(if told { cause } else { "failed" });
+    }
+}
+
+/// A JSON body as `Json` would send it.
+fn json_response(body: Bytes) -> Response {
+    (
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response()
 }
 
 /// Parses a path id; anything but a 64-bit integer is 400 C002.
@@ -252,7 +202,7 @@ async fn get_coupon(
 ) -> Result<Json<Envelope<CouponDetail>>> {
     let id = parse_id(path)?;
     let row: CouponRow = sqlx::query_as(
-        "select id, brand, title, summary, description, total_quantity, issued_quantity, start_at, end_at, use_status
+        "select id, brand, title, description, total_quantity, issued_quantity, start_at, end_at, use_status
          from tb_coupon where id = $1 and use_status <> 'DISABLED'",
     )
     .bind(id)

@@ -10,5 +10,6 @@ mod issues;
 mod load;
 mod my_coupons;
 mod schema;
+mod search;
 mod seed;
 mod strategies;

@@ -6,12 +6,12 @@
 //! BENCH_SECONDS (5) sets the sustained and rejection phases' length; BENCH_STRATEGIES
 //! (comma-separated) runs only those strategies.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hyper::Method;
 use hyper::body::Bytes;
 use secrecy::SecretString;
@@ -21,46 +21,23 @@ use fastpick::load::client::{Conn, Outcome, Target};
 use fastpick::load::stats::{Stats, Summary, Thresholds};
 use fastpick::token::TokenKeys;
 
-const SECRET: &str = "benchmark-secret-that-is-long-enough-for-hs256";
+mod common;
+use common::{App, SECRET};
+
 const STRATEGIES: [&str; 3] = ["db-lock", "db-atomic", "redis-gate"];
 const CONNS: usize = 64;
 
-struct App(Child);
-
-impl Drop for App {
-    fn drop(&mut self) {
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let _ = self.0.wait();
-    }
-}
-
 fn start_app(strategy: &str, pg: u16, redis: u16, port: u16) -> anyhow::Result<App> {
-    let child = Command::new(env!("CARGO_BIN_EXE_fastpick"))
-        .args(["--role", "app"])
-        .env("DB_HOST", "127.0.0.1")
-        .env("DB_PORT", pg.to_string())
-        .env("DB_NAME", "bench")
-        .env("DB_USERNAME", "postgres")
-        .env("REDIS_PORT", redis.to_string())
-        .env("SECRET_KEY", SECRET)
-        .env("FASTPICK_APP__LISTEN", format!("127.0.0.1:{port}"))
-        .env("FASTPICK_ISSUE__STRATEGY", strategy)
-        .env(
-            "FASTPICK_DATABASE__MIN_CONNECTIONS",
-            std::env::var("BENCH_MIN_CONNS").unwrap_or_else(|_| "10".into()),
-        )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()?;
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("app did not start");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(App(child))
+    let min_conns = std::env::var("BENCH_MIN_CONNS").unwrap_or_else(|_| "10".into());
+    common::start_app(
+        pg,
+        redis,
+        port,
+        &[
+            ("FASTPICK_ISSUE__STRATEGY", strategy.to_owned()),
+            ("FASTPICK_DATABASE__MIN_CONNECTIONS", min_conns),
+        ],
+    )
 }
 
 async fn new_coupon(db: &PgPool, total: i32) -> anyhow::Result<i64> {

@@ -114,6 +114,15 @@ async fn cached_pages_are_served_until_a_create_makes_them_stale() {
     let again = page(&app, "search=%20nike%20").await;
     assert_eq!(again, first);
     assert_eq!(lookups(&app, "hit").await, 1);
+    // A word no keyword starts with is answered by the probe and not stored.
+    for _ in 0..2 {
+        assert!(ids(&page(&app, "search=GHOST_1764000000000_7").await).is_empty());
+    }
+    assert_eq!(
+        lookups(&app, "hit").await,
+        1,
+        "unknown words are not cached"
+    );
     // A change made behind the app's back is not seen until the TTL...
     let b = app.coupon(CouponSpec::default()).await;
     assert_eq!(ids(&page(&app, "search=nike").await), vec![a]);

@@ -205,6 +205,8 @@ pub struct Found {
     pub rows: Vec<SummaryRow>,
     /// Exact while below the count limit; past it, a floor that still puts `last` right.
     pub total: i64,
+    /// Some word prefixes no keyword: answered by the probe alone (not worth caching).
+    pub unknown_word: bool,
 }
 
 /// Which statement a duration belongs to (for the metrics).
@@ -235,10 +237,6 @@ pub async fn run(
     count_limit: i64,
     timed: impl Fn(Statement, std::time::Duration),
 ) -> Result<Found> {
-    let empty = Found {
-        rows: Vec::new(),
-        total: 0,
-    };
     if !q.words.is_empty() {
         let started = std::time::Instant::now();
         let (lo, hi) = q.ranges();
@@ -249,7 +247,11 @@ pub async fn run(
             .await?;
         timed(Statement::Probe, started.elapsed());
         if unmatched {
-            return Ok(empty);
+            return Ok(Found {
+                rows: Vec::new(),
+                total: 0,
+                unknown_word: true,
+            });
         }
     }
     let started = std::time::Instant::now();
@@ -286,7 +288,11 @@ pub async fn run(
             counted
         }
     };
-    Ok(Found { rows, total })
+    Ok(Found {
+        rows,
+        total,
+        unknown_word: false,
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub issue: IssueConfig,
     pub search: SearchConfig,
+    pub proxy: ProxyConfig,
     pub log: LogConfig,
 }
 
@@ -209,6 +210,97 @@ impl Default for SearchConfig {
             count_limit: 1000,
         }
     }
+}
+
+/// The reverse proxy (proxy role): the original's nginx.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address the proxy listens on (nginx listened on port 80).
+    pub listen: SocketAddr,
+    /// App instances for `/api/` and `/actuator/` ("ip:port"). Empty with the app role in the
+    /// same process: the in-process app, over a Unix socket.
+    pub upstreams: Vec<String>,
+    /// How an upstream is picked.
+    pub balance: Balance,
+    /// Client networks allowed to reach `/actuator/` (CIDR or single address).
+    pub actuator_allow: Vec<String>,
+    /// How often each upstream's health endpoint is checked.
+    #[serde(deserialize_with = "duration")]
+    pub health_check_interval: Duration,
+    /// An upstream that fails a connection is skipped this long (passive ejection).
+    #[serde(deserialize_with = "duration")]
+    pub eject_for: Duration,
+    /// Upstream TCP connect limit.
+    #[serde(deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    /// Longest wait for each upstream read (the response head included); over it: 504.
+    #[serde(deserialize_with = "duration")]
+    pub read_timeout: Duration,
+    /// Longest wait for each upstream write.
+    #[serde(deserialize_with = "duration")]
+    pub write_timeout: Duration,
+    /// Idle upstream connections are kept this long for reuse.
+    #[serde(deserialize_with = "duration")]
+    pub keepalive_timeout: Duration,
+    /// Longest wait for each read from a client (head and body); slow clients are cut off.
+    #[serde(deserialize_with = "duration")]
+    pub client_timeout: Duration,
+    /// Largest request body accepted (413 above it); nginx's default is 1 MiB.
+    pub max_body_bytes: u64,
+    /// Largest request line plus headers accepted (431 above it).
+    pub max_header_bytes: usize,
+    /// Requests per second one client IP may send to `POST /api/v1/coupon-issues` (0: no limit).
+    pub issue_rate_limit: u32,
+    /// Access log lines: combined (nginx's format), json, or off.
+    pub access_log: AccessLog,
+    /// Worker threads of the proxy.
+    pub threads: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 80)),
+            upstreams: Vec::new(),
+            balance: Balance::RoundRobin,
+            actuator_allow: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            health_check_interval: Duration::from_secs(1),
+            eject_for: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(60),
+            client_timeout: Duration::from_secs(10),
+            max_body_bytes: 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            issue_rate_limit: 0,
+            access_log: AccessLog::Combined,
+            threads: 2,
+        }
+    }
+}
+
+/// Upstream selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// The healthy upstream with the fewest requests in flight.
+    LeastConn,
+}
+
+/// Access log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessLog {
+    /// nginx's combined format, plus the request id and upstream time.
+    Combined,
+    /// One JSON object per request.
+    Json,
+    /// No access log.
+    Off,
 }
 
 /// The search page cache's switch.

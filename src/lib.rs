@@ -10,6 +10,7 @@ pub mod load; // the load tool: the k6 scenarios, HDR histograms, thresholds
 pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
 pub mod password; // bcrypt hashing off the runtime
 pub mod procstat; // process CPU, memory and fds from /proc
+pub mod proxy; // the proxy role on pingora: nginx's job
 pub mod role; // the roles a process can run
 pub mod seed; // data at scale: coupons by the original recipe, load-test users
 pub mod telemetry; // tracing subscriber
@@ -26,6 +27,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     let config_given = cli.config.is_some();
     telemetry::init(&settings.log);
+    if cli.command.is_none()
+        && let Some(roles) = cli.role.as_ref().filter(|r| r.contains(Role::Proxy))
+    {
+        // pingora runs its own runtimes (and the app inside them when asked).
+        check_roles(&settings, roles)?;
+        return proxy::run(settings, roles);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,15 +53,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Starts the given roles in this process and runs them until SIGTERM or SIGINT.
 pub async fn run_roles(settings: Settings, roles: RoleSet) -> anyhow::Result<()> {
-    let unbuilt = roles.unbuilt();
-    if !unbuilt.is_empty() {
-        let names: Vec<&str> = unbuilt.iter().map(|r| r.as_str()).collect();
-        bail!(
-            "role {} is not built yet in this version of fastpick; available roles: app",
-            names.join(", ")
-        );
-    }
-    settings.validate(&roles)?;
+    check_roles(&settings, &roles)?;
     if roles.contains(Role::App) {
         let listener = bind(settings.app.listen)
             .with_context(|| format!("failed to bind app.listen {}", settings.app.listen))?;
@@ -61,6 +61,19 @@ pub async fn run_roles(settings: Settings, roles: RoleSet) -> anyhow::Result<()>
         app::serve(&settings, state, listener, shutdown_signal()).await?;
     }
     Ok(())
+}
+
+/// Refuses roles not built yet and settings the roles cannot run with.
+fn check_roles(settings: &Settings, roles: &RoleSet) -> anyhow::Result<()> {
+    let unbuilt = roles.unbuilt();
+    if !unbuilt.is_empty() {
+        let names: Vec<&str> = unbuilt.iter().map(|r| r.as_str()).collect();
+        bail!(
+            "role {} is not built yet in this version of fastpick; available roles: app, proxy",
+            names.join(", ")
+        );
+    }
+    settings.validate(roles)
 }
 
 /// Pending connections a listener queues before the kernel drops new ones (the default of

@@ -26,7 +26,7 @@ impl Role {
 
     /// Tells whether this build can run the role; the others refuse to start.
     pub fn is_built(self) -> bool {
-        matches!(self, Role::App)
+        matches!(self, Role::App | Role::Proxy)
     }
 }
 

@@ -311,11 +311,22 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "UNMATCHED".to_owned(), |p| p.as_str().to_owned());
+    // Set by the proxy (or the client): the same id is in the proxy's access log.
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
     state.metrics.observe(&method, &uri, status, elapsed);
-    tracing::debug!(%method, %uri, status, ms = elapsed * 1e3, "request");
+    if status >= 500 {
+        tracing::warn!(%method, %uri, status, %request_id, ms = elapsed * 1e3, "request failed");
+    } else {
+        tracing::debug!(%method, %uri, status, %request_id, ms = elapsed * 1e3, "request");
+    }
     response
 }
 

@@ -23,7 +23,6 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use fred::prelude::ClientLike;
-use tokio::net::TcpListener;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::app::error::ApiError;
@@ -131,15 +130,19 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
 
 /// Serves the API on an already bound listener until `shutdown` resolves, then lets
 /// in-flight requests finish (bounded by `app.shutdown_grace`) and closes the pools.
-pub async fn serve(
+pub async fn serve<L>(
     settings: &Settings,
     state: AppState,
-    listener: TcpListener,
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = router(state.clone(), &settings.app.cors_allowed_origins)?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "app role ready");
+    tracing::info!(?addr, "app role ready");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = settings.app.shutdown_grace;
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -41,7 +41,7 @@ fn with_db(cmd: &mut Command, pg_port: u16, db: &str) {
 
 #[test]
 fn roles_not_built_yet_refuse_to_start_with_a_clear_message() {
-    for role in ["proxy", "monitor", "proxy+app", "all"] {
+    for role in ["monitor", "proxy+monitor", "all"] {
         let out = fastpick().args(["--role", role]).output().expect("runs");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{role} must not start");

@@ -9,6 +9,7 @@ mod helpers;
 mod issues;
 mod load;
 mod my_coupons;
+mod proxy;
 mod schema;
 mod search;
 mod seed;

@@ -1,0 +1,517 @@
+//! What the proxy does with a request (pingora's `ProxyHttp`), as the original nginx.conf did:
+//! `/api/` to the app upstreams, `/actuator/` only for allowed client networks, everything
+//! else the embedded web UI. Errors of its own are the API's error envelope.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{Method, RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorSource, ErrorType, Result};
+
+use crate::config::{AccessLog, ProxyConfig};
+use crate::proxy::allow::AllowList;
+use crate::proxy::assets::Assets;
+use crate::proxy::limit::RateLimiter;
+use crate::proxy::metrics::ProxyMetrics;
+use crate::proxy::upstream::{Picked, Pool, peer};
+
+/// Where a request goes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Route {
+    /// `/api/...`: the app.
+    #[default]
+    Api,
+    /// `/actuator/...` from an allowed client: the app.
+    Actuator,
+    /// `/actuator/proxy/prometheus`: the proxy's own metrics.
+    ProxyMetrics,
+    /// Anything else: the web UI.
+    Ui,
+}
+
+impl Route {
+    /// Classifies a path (nginx's `location` blocks).
+    pub fn of(path: &str) -> Route {
+        if path.starts_with("/api/") || path == "/api" {
+            Route::Api
+        } else if path == "/actuator/proxy/prometheus" {
+            Route::ProxyMetrics
+        } else if path == "/actuator" || path.starts_with("/actuator/") {
+            Route::Actuator
+        } else {
+            Route::Ui
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Route::Api => "api",
+            Route::Actuator | Route::ProxyMetrics => "actuator",
+            Route::Ui => "ui",
+        }
+    }
+}
+
+/// Per-request state.
+#[derive(Debug, Default)]
+pub struct Ctx {
+    route: Route,
+    /// Set when the proxy answered by itself for a reason worth a label (denied, limited).
+    outcome: Option<&'static str>,
+    request_id: String,
+    client_ip: Option<IpAddr>,
+    started: Option<Instant>,
+    tried: Vec<SocketAddr>,
+    picked: Option<Picked>,
+    upstream_started: Option<Instant>,
+    upstream_seconds: Option<f64>,
+    body_bytes: u64,
+}
+
+/// The proxy.
+pub struct Proxy {
+    pub cfg: ProxyConfig,
+    pub pool: Arc<Pool>,
+    pub allow: AllowList,
+    pub assets: Assets,
+    pub metrics: Arc<ProxyMetrics>,
+    pub limiter: Option<RateLimiter>,
+}
+
+/// The error envelope of the API for a code in [`crate::app::error::CODES`].
+pub fn envelope(status: u16, code: &str) -> Bytes {
+    let (code, message) = crate::app::error::CODES
+        .iter()
+        .find(|(_, c, _)| *c == code)
+        .map_or(("C005", ""), |(_, c, m)| (*c, *m));
+    let body = crate::app::error::ErrorBody {
+        status,
+        code,
+        message,
+        errors: Vec::new(),
+    };
+    // Serialising a struct of plain fields cannot fail; an empty body would still be sent.
+    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// A request id from the client is kept when it is short and plain; otherwise a new one.
+fn request_id(given: Option<&[u8]>) -> String {
+    match given {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
+        {
+            String::from_utf8_lossy(id).into_owned()
+        }
+        _ => format!("{:032x}", rand::random::<u128>()),
+    }
+}
+
+/// Writes a complete response of the proxy's own.
+async fn respond(
+    session: &mut Session,
+    status: u16,
+    headers: &[(&'static str, String)],
+    body: Bytes,
+) -> Result<()> {
+    let head_only = session.req_header().method == Method::HEAD;
+    let mut h = ResponseHeader::build(status, Some(headers.len() + 2))?;
+    for (name, value) in headers {
+        h.insert_header(*name, value.as_str())?;
+    }
+    h.insert_header("content-length", body.len().to_string())?;
+    session.write_response_header(Box::new(h), false).await?;
+    let body = if head_only { Bytes::new() } else { body };
+    session.write_response_body(Some(body), true).await
+}
+
+/// An error envelope response.
+async fn respond_error(session: &mut Session, ctx: &Ctx, status: u16, code: &str) -> Result<()> {
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("x-request-id", ctx.request_id.clone()),
+    ];
+    respond(session, status, &headers, envelope(status, code)).await
+}
+
+impl Proxy {
+    /// Serves the web UI: the file, index.html for SPA routes, or 404.
+    async fn serve_ui(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let method = session.req_header().method.clone();
+        if method != Method::GET && method != Method::HEAD {
+            return respond_error(session, ctx, 405, "C008").await;
+        }
+        let path = session.req_header().uri.path().to_owned();
+        let Some(asset) = self.assets.lookup(&path) else {
+            return respond_error(session, ctx, 404, "C007").await;
+        };
+        let header = |name: &str| {
+            session
+                .req_header()
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let not_modified = match header("if-none-match") {
+            Some(tags) => tags
+                .split(',')
+                .any(|t| t.trim() == asset.etag || t.trim() == "*"),
+            None => header("if-modified-since")
+                .zip(asset.last_modified.as_deref())
+                .is_some_and(|(since, modified)| {
+                    httpdate::parse_http_date(&since).ok()
+                        >= httpdate::parse_http_date(modified).ok()
+                }),
+        };
+        let mut headers = vec![
+            ("etag", asset.etag.clone()),
+            ("cache-control", asset.cache_control.to_owned()),
+            ("x-request-id", ctx.request_id.clone()),
+        ];
+        if let Some(modified) = &asset.last_modified {
+            headers.push(("last-modified", modified.clone()));
+        }
+        if not_modified {
+            return respond(session, 304, &headers, Bytes::new()).await;
+        }
+        let accept = header("accept-encoding").unwrap_or_default();
+        let (encoding, body) = asset.negotiate(&accept);
+        headers.push(("content-type", asset.content_type.clone()));
+        if asset.gzip.is_some() || asset.brotli.is_some() {
+            headers.push(("vary", "Accept-Encoding".to_owned()));
+        }
+        if let Some(coding) = encoding.header() {
+            headers.push(("content-encoding", coding.to_owned()));
+        }
+        respond(session, 200, &headers, body.clone()).await
+    }
+
+    fn access_log(&self, session: &Session, ctx: &Ctx, status: u16) {
+        let req = session.req_header();
+        let client = ctx
+            .client_ip
+            .map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_owned()
+        };
+        let seconds = ctx.started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+        let upstream = ctx
+            .upstream_seconds
+            .map_or_else(|| "-".to_owned(), |s| format!("{s:.3}"));
+        let sent = session.body_bytes_sent();
+        match self.cfg.access_log {
+            AccessLog::Off => {}
+            AccessLog::Combined => tracing::info!(
+                target: "fastpick::access",
+                "{client} - - [{}] \"{} {} {:?}\" {status} {sent} \"{}\" \"{}\" rid={} rt={seconds:.3} urt={upstream}",
+                chrono::Local::now().format("%d/%b/%Y:%H:%M:%S %z"),
+                req.method,
+                req.uri,
+                req.version,
+                header("referer"),
+                header("user-agent"),
+                ctx.request_id,
+            ),
+            AccessLog::Json => tracing::info!(
+                target: "fastpick::access",
+                client = %client,
+                method = %req.method,
+                uri = %req.uri,
+                status,
+                bytes = sent,
+                referer = %header("referer"),
+                user_agent = %header("user-agent"),
+                request_id = %ctx.request_id,
+                request_seconds = seconds,
+                upstream_seconds = %upstream,
+                "access"
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Proxy {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::default()
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        ctx.started = Some(Instant::now());
+        self.metrics.in_flight(1);
+        // Slow clients: each body read, and the wait for a next request, are bounded.
+        session.set_read_timeout(Some(self.cfg.client_timeout));
+        session.set_keepalive(Some(self.cfg.client_timeout.as_secs().max(1)));
+        ctx.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        ctx.request_id = request_id(session.get_header("x-request-id").map(|v| v.as_bytes()));
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let req = session.req_header();
+        let head_bytes = req.raw_path().len()
+            + req
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum::<usize>();
+        if head_bytes > self.cfg.max_header_bytes {
+            respond_error(session, ctx, 431, "C014").await?;
+            return Ok(true);
+        }
+        ctx.route = Route::of(session.req_header().uri.path());
+        match ctx.route {
+            Route::Ui => {
+                self.serve_ui(session, ctx).await?;
+                return Ok(true);
+            }
+            Route::Actuator | Route::ProxyMetrics => {
+                let allowed = ctx.client_ip.is_some_and(|ip| self.allow.allows(ip));
+                if !allowed {
+                    ctx.outcome = Some("denied");
+                    respond_error(session, ctx, 403, "C004").await?;
+                    return Ok(true);
+                }
+                if ctx.route == Route::ProxyMetrics {
+                    let text = self
+                        .metrics
+                        .render(&self.pool)
+                        .map_err(|_| Error::explain(ErrorType::InternalError, "metrics"))?;
+                    let headers = [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8".to_owned(),
+                    )];
+                    respond(session, 200, &headers, Bytes::from(text)).await?;
+                    return Ok(true);
+                }
+            }
+            Route::Api => {}
+        }
+        let too_big = session
+            .get_header("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > self.cfg.max_body_bytes);
+        if too_big {
+            respond_error(session, ctx, 413, "C009").await?;
+            return Ok(true);
+        }
+        if let (Some(limiter), Some(ip)) = (&self.limiter, ctx.client_ip) {
+            let req = session.req_header();
+            if req.method == Method::POST
+                && req.uri.path() == "/api/v1/coupon-issues"
+                && !limiter.admit(ip)
+            {
+                ctx.outcome = Some("limited");
+                respond_error(session, ctx, 429, "C011").await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > self.cfg.max_body_bytes {
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(413),
+                "request body over proxy.max_body_bytes",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let picked = match self.pool.as_ref() {
+            Pool::InProcess(_) => Picked::InProcess,
+            Pool::Remote(remote) => {
+                let Some(addr) = remote.pick(&ctx.tried) else {
+                    return Err(Error::explain(
+                        ErrorType::HTTPStatus(503),
+                        "every upstream failed for this request",
+                    ));
+                };
+                ctx.tried.push(addr);
+                remote.begin(addr);
+                Picked::Remote(addr)
+            }
+        };
+        ctx.picked = Some(picked);
+        ctx.upstream_started = Some(Instant::now());
+        peer(&self.cfg, &self.pool, picked)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let (Pool::Remote(remote), Some(Picked::Remote(addr))) = (self.pool.as_ref(), ctx.picked)
+        {
+            remote.end(addr);
+            remote.eject(addr);
+            ctx.picked = None;
+            // Nothing reached the upstream, so any method may go to the next one.
+            e.set_retry(ctx.tried.len() < remote.count());
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let client = ctx.client_ip.map_or_else(String::new, |ip| ip.to_string());
+        let forwarded = match upstream
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
+            _ => client.clone(),
+        };
+        upstream.insert_header("x-real-ip", client)?;
+        upstream.insert_header("x-forwarded-for", forwarded)?;
+        upstream.insert_header("x-forwarded-proto", "http")?;
+        upstream.insert_header("x-request-id", ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(started) = ctx.upstream_started {
+            let seconds = started.elapsed().as_secs_f64();
+            ctx.upstream_seconds = Some(seconds);
+            let upstream = match ctx.picked {
+                Some(Picked::Remote(addr)) => addr.to_string(),
+                _ => "in-process".to_owned(),
+            };
+            self.metrics.upstream_time(upstream, seconds);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        response.insert_header("x-request-id", ctx.request_id.clone())?;
+        Ok(())
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Ctx, _error: &Error) -> bool {
+        // logging() reports failed requests once, with the request id.
+        true
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (status, code) = match e.etype() {
+            ErrorType::HTTPStatus(413) => (413, "C009"),
+            ErrorType::HTTPStatus(503) => (503, "C010"),
+            ErrorType::HTTPStatus(s) => (*s, "C005"),
+            ErrorType::ReadTimedout | ErrorType::WriteTimedout
+                if *e.esource() == ErrorSource::Upstream =>
+            {
+                (504, "C013")
+            }
+            _ if *e.esource() == ErrorSource::Upstream => (502, "C012"),
+            ErrorType::InvalidHTTPHeader => (400, "C001"),
+            // The client went away or stalled: nobody to answer.
+            _ if *e.esource() == ErrorSource::Downstream => (0, ""),
+            _ => (500, "C005"),
+        };
+        if status > 0 && session.response_written().is_none() {
+            let _ = respond_error(session, ctx, status, code).await;
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        if let (Pool::Remote(remote), Some(Picked::Remote(addr))) = (self.pool.as_ref(), ctx.picked)
+        {
+            remote.end(addr);
+        }
+        self.metrics.in_flight(-1);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        if let Some(e) = e
+            && status >= 500
+        {
+            tracing::warn!(request_id = %ctx.request_id, error = %e, "proxy: request failed");
+        }
+        self.metrics
+            .request(ctx.outcome.unwrap_or(ctx.route.label()), status);
+        self.access_log(session, ctx, status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_follow_the_nginx_locations() {
+        assert_eq!(Route::of("/api/v1/coupons"), Route::Api);
+        assert_eq!(Route::of("/actuator/health"), Route::Actuator);
+        assert_eq!(Route::of("/actuator"), Route::Actuator);
+        assert_eq!(Route::of("/actuator/proxy/prometheus"), Route::ProxyMetrics);
+        assert_eq!(Route::of("/"), Route::Ui);
+        assert_eq!(Route::of("/apis"), Route::Ui);
+        assert_eq!(Route::of("/mypage"), Route::Ui);
+    }
+
+    #[test]
+    fn request_ids_are_kept_when_plain_and_made_otherwise() {
+        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
+        assert_eq!(request_id(None).len(), 32);
+        assert_ne!(
+            request_id(Some(b"bad id with spaces")),
+            "bad id with spaces"
+        );
+        assert_eq!(request_id(Some(&[b'a'; 65])).len(), 32);
+    }
+
+    #[test]
+    fn envelopes_carry_the_code_and_message() {
+        let body: serde_json::Value = serde_json::from_slice(&envelope(502, "C012")).expect("json");
+        assert_eq!(body["status"], 502);
+        assert_eq!(body["code"], "C012");
+        assert!(!body["message"].as_str().unwrap_or_default().is_empty());
+    }
+}

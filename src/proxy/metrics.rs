@@ -1,0 +1,135 @@
+//! The proxy's own metrics, served at `/actuator/proxy/prometheus` (allowlisted like the rest
+//! of `/actuator/`): requests by route and status, upstream latency, requests in flight and
+//! each upstream's health.
+
+use std::borrow::Cow;
+use std::sync::atomic::AtomicI64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::proxy::upstream::Pool;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct UpstreamLabel {
+    upstream: String,
+}
+
+/// The proxy's registry.
+pub struct ProxyMetrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_seconds: Family<UpstreamLabel, Histogram>,
+    upstream_up: Family<UpstreamLabel, Gauge>,
+    upstream_in_flight: Family<UpstreamLabel, Gauge>,
+    in_flight: Gauge<i64, AtomicI64>,
+}
+
+fn upstream_histogram() -> Histogram {
+    // 0.25 ms .. ~8 s, doubling.
+    Histogram::new(exponential_buckets(0.00025, 2.0, 16))
+}
+
+impl ProxyMetrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let labels = [(
+            Cow::Borrowed("application"),
+            Cow::Borrowed("fastpick-proxy"),
+        )];
+        let mut registry = Registry::with_labels(labels.into_iter());
+        let m = ProxyMetrics {
+            requests: Family::default(),
+            upstream_seconds: Family::new_with_constructor(upstream_histogram as fn() -> Histogram),
+            upstream_up: Family::default(),
+            upstream_in_flight: Family::default(),
+            in_flight: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = registry.sub_registry_with_prefix("fastpick_proxy");
+        r.register(
+            "requests",
+            "Requests by route (api, actuator, ui, denied, limited) and status",
+            m.requests.clone(),
+        );
+        r.register(
+            "upstream_seconds",
+            "Time from picking an upstream to its response head",
+            m.upstream_seconds.clone(),
+        );
+        r.register(
+            "upstream_up",
+            "1 while an upstream is healthy and not ejected",
+            m.upstream_up.clone(),
+        );
+        r.register(
+            "upstream_requests_in_flight",
+            "Requests in flight per upstream",
+            m.upstream_in_flight.clone(),
+        );
+        r.register(
+            "requests_in_flight",
+            "Requests being handled by the proxy",
+            m.in_flight.clone(),
+        );
+        ProxyMetrics { registry, ..m }
+    }
+
+    /// Counts a finished request.
+    pub fn request(&self, route: &'static str, status: u16) {
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+    }
+
+    /// Records an upstream's response time.
+    pub fn upstream_time(&self, upstream: String, seconds: f64) {
+        self.upstream_seconds
+            .get_or_create(&UpstreamLabel { upstream })
+            .observe(seconds);
+    }
+
+    /// A request entered (+1) or left (-1).
+    pub fn in_flight(&self, delta: i64) {
+        self.in_flight.inc_by(delta);
+    }
+
+    /// Refreshes the upstream gauges and writes everything as OpenMetrics text.
+    pub fn render(&self, pool: &Pool) -> Result<String, std::fmt::Error> {
+        if let Pool::Remote(remote) = pool {
+            for (addr, up) in remote.health() {
+                self.upstream_up
+                    .get_or_create(&UpstreamLabel {
+                        upstream: addr.to_string(),
+                    })
+                    .set(i64::from(up));
+            }
+            for (addr, n) in remote.in_flight() {
+                self.upstream_in_flight
+                    .get_or_create(&UpstreamLabel {
+                        upstream: addr.to_string(),
+                    })
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+impl Default for ProxyMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

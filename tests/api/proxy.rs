@@ -1,0 +1,535 @@
+//! The proxy role (the release of nginx's job): the binary started as `--role proxy` in front
+//! of real apps or small upstreams of the test's own (an echo server, a silent one), on
+//! loopback. Client addresses other than 127.0.0.1 come from binding 127.0.0.2.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Client;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use crate::helpers::spawn_app;
+
+/// A running proxy process, killed when dropped.
+struct ProxyProc {
+    child: Child,
+    base: String,
+    _config: tempfile_path::TempPath,
+}
+
+impl Drop for ProxyProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+mod tempfile_path {
+    /// A file removed when dropped.
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+/// Starts `fastpick --role proxy` with `[proxy]` settings (listen is added) and waits until it
+/// serves the UI.
+async fn start_proxy(proxy_toml: &str) -> ProxyProc {
+    let port = fastpick::local::free_port().expect("port");
+    let path = std::env::temp_dir().join(format!("fastpick-proxy-{port}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\naccess_log = \"off\"\nthreads = 1\n{proxy_toml}\n[log]\nlevel = \"warn\"\n"
+        ),
+    )
+    .expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fastpick"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_")) {
+        cmd.env_remove(key);
+    }
+    let child = cmd
+        .args(["--role", "proxy", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("proxy starts");
+    let proxy = ProxyProc {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _config: tempfile_path::TempPath(path),
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(format!("{}/", proxy.base)).await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "proxy did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy
+}
+
+/// An upstream of the test's own: answers every request with 200, naming itself in
+/// `x-upstream` and echoing the request head as the body; aborting the task closes the
+/// listener and every connection (as a killed app would).
+async fn echo_upstream(name: &'static str) -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            conns.spawn(serve_echo(stream, name));
+        }
+    });
+    (addr, task)
+}
+
+async fn serve_echo(mut stream: TcpStream, name: &'static str) {
+    let mut buf = Vec::new();
+    loop {
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+        let body_len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        while buf.len() < head_end + body_len {
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+        buf.drain(..head_end + body_len);
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-upstream: {name}\r\ncontent-length: {}\r\n\r\n{head}",
+            head.len()
+        );
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// An upstream that accepts and reads but never answers.
+async fn silent_upstream() -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    (addr, task)
+}
+
+fn from_ip(ip: &str) -> Client {
+    Client::builder()
+        .local_address(ip.parse::<IpAddr>().expect("ip"))
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client")
+}
+
+async fn json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn api_and_actuator_reach_the_app_actuator_only_from_allowed_addresses() {
+    let app = spawn_app().await;
+    let upstream = app.base.trim_start_matches("http://").to_owned();
+    let proxy = start_proxy(&format!(
+        "upstreams = [\"{upstream}\"]\nactuator_allow = [\"127.0.0.1/32\"]\n"
+    ))
+    .await;
+    let direct = reqwest::get(format!("{}/api/v1/coupons", app.base))
+        .await
+        .expect("direct");
+    let via = reqwest::get(format!("{}/api/v1/coupons", proxy.base))
+        .await
+        .expect("via proxy");
+    assert_eq!(via.status(), 200);
+    assert!(via.headers().contains_key("x-request-id"));
+    let (direct, via) = (
+        direct.json::<Value>().await.expect("json"),
+        via.json::<Value>().await.expect("json"),
+    );
+    assert_eq!(direct, via, "the proxy passes the API through unchanged");
+    // Unknown API paths are the app's 404 envelope, not the UI.
+    let (status, body) = json(
+        reqwest::get(format!("{}/api/v1/nope", proxy.base))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("C007")));
+    let allowed = from_ip("127.0.0.1")
+        .get(format!("{}/actuator/health", proxy.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(allowed.status(), 200);
+    let (status, body) = json(
+        from_ip("127.0.0.2")
+            .get(format!("{}/actuator/health", proxy.base))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("C004")));
+    let (status, _) = json(
+        from_ip("127.0.0.2")
+            .get(format!("{}/actuator/proxy/prometheus", proxy.base))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let metrics = reqwest::get(format!("{}/actuator/proxy/prometheus", proxy.base))
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("fastpick_proxy_requests_total{application=\"fastpick-proxy\",route=\"api\",status=\"200\"}"), "{metrics}");
+    assert!(
+        metrics.contains("route=\"denied\",status=\"403\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!(
+            "fastpick_proxy_upstream_up{{application=\"fastpick-proxy\",upstream=\"{upstream}\"}} 1"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers_are_set_and_the_request_id_passes_through() {
+    let (upstream, _task) = echo_upstream("a").await;
+    let proxy = start_proxy(&format!("upstreams = [\"{upstream}\"]\n")).await;
+    let resp = from_ip("127.0.0.2")
+        .get(format!("{}/api/echo", proxy.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("trace-42")
+    );
+    let head = resp.text().await.expect("text");
+    let host = proxy.base.trim_start_matches("http://");
+    assert!(head.contains(&format!("host: {host}")), "{head}");
+    assert!(head.contains("x-real-ip: 127.0.0.2"), "{head}");
+    assert!(
+        head.contains("x-forwarded-for: 203.0.113.9, 127.0.0.2"),
+        "{head}"
+    );
+    assert!(head.contains("x-forwarded-proto: http"), "{head}");
+    assert!(head.contains("x-request-id: trace-42"), "{head}");
+    // Without one, the proxy makes an id and sends the same to both sides.
+    let resp = reqwest::get(format!("{}/api/echo", proxy.base))
+        .await
+        .expect("sent");
+    let id = resp
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("generated id");
+    assert!(
+        resp.text()
+            .await
+            .expect("text")
+            .contains(&format!("x-request-id: {id}"))
+    );
+}
+
+#[tokio::test]
+async fn the_web_ui_is_embedded_with_spa_fallback_caching_and_compression() {
+    let (upstream, _task) = echo_upstream("a").await;
+    let proxy = start_proxy(&format!("upstreams = [\"{upstream}\"]\n")).await;
+    let client = Client::new();
+    let index = client
+        .get(format!("{}/", proxy.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(index.status(), 200);
+    let ctype = index.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert_eq!(index.headers()["cache-control"], "no-cache");
+    let etag = index.headers()["etag"].clone();
+    assert!(index.headers().contains_key("last-modified"));
+    let html = index.text().await.expect("html");
+    // SPA routes get index.html; missing files are 404 in the envelope.
+    for route in ["/mypage", "/coupons/19", "/login"] {
+        let r = client
+            .get(format!("{}{route}", proxy.base))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(r.status(), 200, "{route}");
+        assert_eq!(r.text().await.expect("text"), html, "{route}");
+    }
+    let (status, body) = json(
+        client
+            .get(format!("{}/missing.js", proxy.base))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("C007")));
+    let revalidated = client
+        .get(format!("{}/", proxy.base))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(revalidated.status(), 304);
+    // Hashed assets: a year of caching; text is compressed when the client accepts it.
+    let js = client
+        .get(format!("{}/assets/index-5d2f8a91.js", proxy.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(js.status(), 200);
+    assert_eq!(js.headers()["content-encoding"], "gzip");
+    assert!(
+        js.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .contains("javascript")
+    );
+    assert!(
+        js.headers()["cache-control"]
+            .to_str()
+            .expect("ascii")
+            .contains("immutable")
+    );
+    let gz = js.bytes().await.expect("body");
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain)
+        .expect("gunzip");
+    assert!(plain.contains("/api/v1/coupons"), "{plain}");
+    let post = client
+        .post(format!("{}/", proxy.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_upstream_costs_no_client_errors_and_leaves_the_rotation() {
+    let (a, task_a) = echo_upstream("a").await;
+    let (b, _task_b) = echo_upstream("b").await;
+    let proxy = start_proxy(&format!(
+        "upstreams = [\"{a}\", \"{b}\"]\nhealth_check_interval = \"200ms\"\n"
+    ))
+    .await;
+    let client = Client::new();
+    let served = |name: &'static str, counts: Arc<[AtomicUsize; 2]>| {
+        counts[usize::from(name == "b")].fetch_add(1, Ordering::Relaxed)
+    };
+    let counts: Arc<[AtomicUsize; 2]> = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    let mut errors = Vec::new();
+    for i in 0..400 {
+        if i == 100 {
+            task_a.abort();
+        }
+        match client
+            .get(format!("{}/api/echo/{i}", proxy.base))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => {
+                let name = if r.headers()["x-upstream"] == "a" {
+                    "a"
+                } else {
+                    "b"
+                };
+                served(name, counts.clone());
+            }
+            Ok(r) => errors.push(format!("{i}: {}", r.status())),
+            Err(e) => errors.push(format!("{i}: {e}")),
+        }
+    }
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    assert!(
+        counts[0].load(Ordering::Relaxed) > 0,
+        "a served before it died"
+    );
+    assert!(counts[1].load(Ordering::Relaxed) > 300, "b took over");
+    // After the health-check interval the dead upstream is out of the rotation.
+    let start = Instant::now();
+    loop {
+        let metrics = reqwest::get(format!("{}/actuator/proxy/prometheus", proxy.base))
+            .await
+            .expect("sent")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains(&format!("upstream=\"{a}\"}} 0")) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn dead_or_slow_upstreams_answer_502_or_504_in_the_envelope_quickly() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let proxy = start_proxy(&format!("upstreams = [\"{dead}\"]\n")).await;
+    let start = Instant::now();
+    let (status, body) = json(
+        reqwest::get(format!("{}/api/v1/coupons", proxy.base))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (502, Some("C012")));
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(proxy);
+    let (silent, _task) = silent_upstream().await;
+    let proxy = start_proxy(&format!(
+        "upstreams = [\"{silent}\"]\nread_timeout = \"1s\"\n"
+    ))
+    .await;
+    let start = Instant::now();
+    let (status, body) = json(
+        reqwest::get(format!("{}/api/v1/coupons", proxy.base))
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (504, Some("C013")));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn oversized_heads_and_bodies_and_stalled_bodies_are_refused() {
+    let (upstream, _task) = echo_upstream("a").await;
+    let proxy = start_proxy(&format!(
+        "upstreams = [\"{upstream}\"]\nmax_header_bytes = 4096\nmax_body_bytes = 1000\nclient_timeout = \"1s\"\nissue_rate_limit = 2\n"
+    ))
+    .await;
+    let client = Client::new();
+    let (status, body) = json(
+        client
+            .get(format!("{}/api/echo", proxy.base))
+            .header("x-big", "a".repeat(5000))
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (431, Some("C014")));
+    let (status, body) = json(
+        client
+            .post(format!("{}/api/echo", proxy.base))
+            .body(vec![b'x'; 2000])
+            .send()
+            .await
+            .expect("sent"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (413, Some("C009")));
+    let ok = client
+        .post(format!("{}/api/echo", proxy.base))
+        .body(vec![b'x'; 500])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ok.status(), 200);
+    // A client that announces a body and stalls is cut off after client_timeout.
+    let addr = proxy.base.trim_start_matches("http://").to_owned();
+    let mut stalled = TcpStream::connect(&addr).await.expect("connect");
+    stalled
+        .write_all(b"POST /api/echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc")
+        .await
+        .expect("write");
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stalled.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the stalled connection was not closed");
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+    // The issue endpoint's per-IP limit: 2 per second, then 429 (10 quick requests span at
+    // most two one-second windows).
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = client
+            .post(format!("{}/api/v1/coupon-issues", proxy.base))
+            .body("{}")
+            .send()
+            .await
+            .expect("sent");
+        statuses.push(r.status().as_u16());
+    }
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert!((2..=4).contains(&passed), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        10 - passed,
+        "{statuses:?}"
+    );
+}

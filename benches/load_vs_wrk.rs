@@ -4,96 +4,12 @@
 //! Run: `cargo bench --bench load_vs_wrk` (needs nginx and wrk: apt-get install nginx-light wrk).
 //! BENCH_CONNS (64) and BENCH_SECONDS (10) change the settings.
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
-struct Nginx {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts nginx answering every path with a fixed JSON body.
-fn start_nginx(port: u16) -> anyhow::Result<Nginx> {
-    let dir = std::env::temp_dir().join(format!("fastpick-bench-nginx-{}", std::process::id()));
-    std::fs::create_dir_all(dir.join("logs"))?;
-    let conf = format!(
-        "worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/logs/error.log;\n\
-         events {{ worker_connections 4096; }}\n\
-         http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-           server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json;\n\
-             return 200 '{{\"code\":\"S000\",\"message\":\"Success\",\"data\":{{\"content\":[]}}}}'; }} }} }}\n",
-        d = dir.display()
-    );
-    let conf_path = dir.join("nginx.conf");
-    std::fs::write(&conf_path, conf)?;
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(&dir)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("nginx not found: apt-get install nginx-light")?;
-    let nginx = Nginx { child, dir };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
-            bail!("nginx did not start");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(nginx)
-}
-
-/// Parses wrk's "1.23ms"/"456.00us"/"1.02s" into milliseconds.
-fn wrk_ms(text: &str) -> Option<f64> {
-    let (num, factor) = if let Some(v) = text.strip_suffix("us") {
-        (v, 0.001)
-    } else if let Some(v) = text.strip_suffix("ms") {
-        (v, 1.0)
-    } else if let Some(v) = text.strip_suffix('s') {
-        (v, 1000.0)
-    } else {
-        (text, 1.0)
-    };
-    num.parse::<f64>().ok().map(|n| n * factor)
-}
-
-/// Runs wrk and returns (req/s, p50 ms, p99 ms).
-fn run_wrk(url: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f64)> {
-    let out = Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{conns}"),
-            &format!("-d{secs}s"),
-            "--latency",
-            url,
-        ])
-        .output()
-        .context("wrk not found: apt-get install wrk")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
-    };
-    let rps = field("Requests/sec:")
-        .and_then(|v| v.parse().ok())
-        .context("no Requests/sec in wrk output")?;
-    let p50 = field("50%").and_then(|v| wrk_ms(&v)).context("no p50")?;
-    let p99 = field("99%").and_then(|v| wrk_ms(&v)).context("no p99")?;
-    Ok((rps, p50, p99))
-}
+mod common;
+use common::{run_wrk, start_nginx};
 
 /// Runs `fastpick load search` with think time 0 and a constant VU count.
 fn run_fastpick(base: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f64)> {

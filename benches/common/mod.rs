@@ -1,9 +1,11 @@
-//! What the benchmarks share: the release binary started as a child process on loopback.
+//! What the benchmarks share: the release binary and Debian's nginx started as child
+//! processes on loopback, and wrk. Each benchmark uses a part of it.
+#![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 /// A running `fastpick --role app`, stopped with SIGTERM when dropped.
 pub struct App(Child);
@@ -44,4 +46,139 @@ pub fn start_app(pg: u16, redis: u16, port: u16, env: &[(&str, String)]) -> anyh
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(app)
+}
+
+/// A running nginx, stopped when dropped.
+pub struct Nginx {
+    pub child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts nginx with `workers` worker processes and these `http` block contents, listening on
+/// `port` (which the contents must use), and waits until it accepts connections.
+pub fn start_nginx_with(workers: u32, port: u16, http: &str) -> anyhow::Result<Nginx> {
+    let dir = std::env::temp_dir().join(format!(
+        "fastpick-bench-nginx-{}-{port}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let conf = format!(
+        "worker_processes {workers}; daemon off; pid {d}/nginx.pid; error_log {d}/logs/error.log;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n{http} }}\n",
+        d = dir.display()
+    );
+    let conf_path = dir.join("nginx.conf");
+    std::fs::write(&conf_path, conf)?;
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(&conf_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("nginx not found: apt-get install nginx-light")?;
+    let nginx = Nginx { child, dir };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if start.elapsed() > Duration::from_secs(10) {
+            bail!("nginx did not start");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(nginx)
+}
+
+/// Starts one nginx worker answering every path with a fixed JSON body.
+pub fn start_nginx(port: u16) -> anyhow::Result<Nginx> {
+    start_nginx_with(
+        1,
+        port,
+        &format!(
+            "server {{ listen 127.0.0.1:{port}; location / {{ default_type application/json;\n\
+             return 200 '{{\"code\":\"S000\",\"message\":\"Success\",\"data\":{{\"content\":[]}}}}'; }} }}"
+        ),
+    )
+}
+
+/// Resident memory of a process and its children (nginx's workers), in KiB.
+pub fn rss_kib_tree(pid: u32) -> u64 {
+    let rss = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut total = rss(&pid.to_string());
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let parent = std::fs::read_to_string(format!("/proc/{name}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            if parent == Some(pid) {
+                total += rss(&name);
+            }
+        }
+    }
+    total
+}
+
+/// Parses wrk's "1.23ms"/"456.00us"/"1.02s" into milliseconds.
+pub fn wrk_ms(text: &str) -> Option<f64> {
+    let (num, factor) = if let Some(v) = text.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        (text, 1.0)
+    };
+    num.parse::<f64>().ok().map(|n| n * factor)
+}
+
+/// Runs wrk and returns (req/s, p50 ms, p99 ms).
+pub fn run_wrk(url: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f64)> {
+    let out = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{conns}"),
+            &format!("-d{secs}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .context("wrk not found: apt-get install wrk")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned()))
+    };
+    let rps = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .context("no Requests/sec in wrk output")?;
+    let p50 = field("50%").and_then(|v| wrk_ms(&v)).context("no p50")?;
+    let p99 = field("99%").and_then(|v| wrk_ms(&v)).context("no p99")?;
+    Ok((rps, p50, p99))
 }

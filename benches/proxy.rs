@@ -1,0 +1,234 @@
+//! The proxy role next to Debian's nginx as a reverse proxy, in one run on this machine.
+//!
+//! 1. Same fixed-response upstream (one nginx worker returning a small JSON), same wrk
+//!    settings, 2 nginx workers vs 2 pingora threads, access logs off on both, upstream
+//!    keepalive on both: req/s, p50/p99, RSS after the run.
+//! 2. The real API (`GET /api/v1/coupons/{id}`): `--role proxy+app` in one process vs
+//!    `--role proxy` in front of `--role app` (two processes).
+//!
+//! Run: `cargo bench --bench proxy` (needs nginx-light, wrk, postgresql, redis-server).
+//! BENCH_CONNS (64) and BENCH_SECONDS (10) change the wrk settings.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+mod common;
+use common::{SECRET, rss_kib_tree, run_wrk, start_nginx, start_nginx_with};
+
+/// A `fastpick` process of this benchmark, stopped when dropped.
+struct Fastpick(Child);
+
+impl Drop for Fastpick {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with a role and environment settings; waits until `url` answers 200.
+fn start_fastpick(role: &str, env: &[(&str, String)], url: &str) -> anyhow::Result<Fastpick> {
+    let child = Command::new(env!("CARGO_BIN_EXE_fastpick"))
+        .args(["--role", role])
+        .env("RUST_LOG", "warn")
+        .env("FASTPICK_PROXY__ACCESS_LOG", "off")
+        .env("FASTPICK_PROXY__THREADS", "2")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .spawn()?;
+    let proc = Fastpick(child);
+    let start = Instant::now();
+    loop {
+        let ok = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .is_ok_and(|o| o.stdout == b"200");
+        if ok {
+            return Ok(proc);
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("{role} did not answer {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Row {
+    name: String,
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    rss_mib: f64,
+}
+
+fn measure(name: &str, url: &str, pids: &[u32], conns: u32, secs: u32) -> anyhow::Result<Row> {
+    // Warm-up: connections, pools and caches on both sides.
+    run_wrk(url, conns, 2)?;
+    let (rps, p50, p99) = run_wrk(url, conns, secs)?;
+    let rss_kib: u64 = pids.iter().map(|p| rss_kib_tree(*p)).sum();
+    Ok(Row {
+        name: name.to_owned(),
+        rps,
+        p50,
+        p99,
+        rss_mib: rss_kib as f64 / 1024.0,
+    })
+}
+
+fn print(rows: &[Row]) {
+    println!("| | req/s | p50 ms | p99 ms | RSS MiB |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} |",
+            r.name, r.rps, r.p50, r.p99, r.rss_mib
+        );
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let conns: u32 = std::env::var("BENCH_CONNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let secs: u32 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let port = || fastpick::local::free_port();
+
+    // 1. Fixed-response upstream.
+    let upstream_port = port()?;
+    let _upstream = start_nginx(upstream_port)?;
+    let nginx_port = port()?;
+    let nginx = start_nginx_with(
+        2,
+        nginx_port,
+        &format!(
+            "upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
+             server {{ listen 127.0.0.1:{nginx_port}; location /api/ {{ proxy_pass http://app;\n\
+               proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+               proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
+               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; }} }}"
+        ),
+    )?;
+    let proxy_port = port()?;
+    let proxy = start_fastpick(
+        "proxy",
+        &[
+            ("FASTPICK_PROXY__LISTEN", format!("127.0.0.1:{proxy_port}")),
+            (
+                "FASTPICK_PROXY__UPSTREAMS",
+                format!("[\"127.0.0.1:{upstream_port}\"]"),
+            ),
+        ],
+        &format!("http://127.0.0.1:{proxy_port}/api/x"),
+    )?;
+    let nginx_row = measure(
+        "nginx (2 workers)",
+        &format!("http://127.0.0.1:{nginx_port}/api/x"),
+        &[nginx.child.id()],
+        conns,
+        secs,
+    )?;
+    let ours_row = measure(
+        "fastpick --role proxy (2 threads)",
+        &format!("http://127.0.0.1:{proxy_port}/api/x"),
+        &[proxy.0.id()],
+        conns,
+        secs,
+    )?;
+    drop((proxy, nginx));
+    println!(
+        "\nreverse proxy over a fixed-response upstream (nginx, 1 worker): wrk -t2 -c{conns} -d{secs}s, 2 shared cores\n"
+    );
+    let ratio = (
+        ours_row.rps / nginx_row.rps,
+        ours_row.p99 / nginx_row.p99,
+        ours_row.rss_mib / nginx_row.rss_mib,
+    );
+    print(&[nginx_row, ours_row]);
+    println!(
+        "\nfastpick / nginx: req/s {:.2}x (goal >= 1.0), p99 {:.2}x (goal <= 1.2), RSS {:.2}x (goal <= 1.0)",
+        ratio.0, ratio.1, ratio.2
+    );
+
+    // 2. The real API: one process vs two.
+    let pg = fastpick::local::start_postgres()?;
+    let redis = fastpick::local::start_redis()?;
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(fastpick::local::create_database(pg.port, "bench"))?;
+    let db_env = [
+        ("DB_HOST", "127.0.0.1".to_owned()),
+        ("DB_PORT", pg.port.to_string()),
+        ("DB_NAME", "bench".to_owned()),
+        ("DB_USERNAME", "postgres".to_owned()),
+        ("REDIS_PORT", redis.port.to_string()),
+        ("SECRET_KEY", SECRET.to_owned()),
+    ];
+    let seeded = Command::new(env!("CARGO_BIN_EXE_fastpick"))
+        .args(["seed", "coupons", "--count", "1000"])
+        .envs(db_env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .status()?;
+    if !seeded.success() {
+        bail!("seeding failed");
+    }
+    let path = "/api/v1/coupons/19";
+    let one_port = port()?;
+    let mut env = db_env.to_vec();
+    env.push(("FASTPICK_PROXY__LISTEN", format!("127.0.0.1:{one_port}")));
+    let one = start_fastpick(
+        "proxy+app",
+        &env,
+        &format!("http://127.0.0.1:{one_port}{path}"),
+    )?;
+    let one_row = measure(
+        "proxy+app, one process (Unix socket)",
+        &format!("http://127.0.0.1:{one_port}{path}"),
+        &[one.0.id()],
+        conns,
+        secs,
+    )?;
+    drop(one);
+    let app_port = port()?;
+    let mut env = db_env.to_vec();
+    env.push(("FASTPICK_APP__LISTEN", format!("127.0.0.1:{app_port}")));
+    let app = start_fastpick("app", &env, &format!("http://127.0.0.1:{app_port}{path}"))?;
+    let two_port = port()?;
+    let proxy = start_fastpick(
+        "proxy",
+        &[
+            ("FASTPICK_PROXY__LISTEN", format!("127.0.0.1:{two_port}")),
+            (
+                "FASTPICK_PROXY__UPSTREAMS",
+                format!("[\"127.0.0.1:{app_port}\"]"),
+            ),
+        ],
+        &format!("http://127.0.0.1:{two_port}{path}"),
+    )?;
+    let two_row = measure(
+        "proxy -> app, two processes (TCP)",
+        &format!("http://127.0.0.1:{two_port}{path}"),
+        &[proxy.0.id(), app.0.id()],
+        conns,
+        secs,
+    )?;
+    let direct_row = measure(
+        "app alone (no proxy)",
+        &format!("http://127.0.0.1:{app_port}{path}"),
+        &[app.0.id()],
+        conns,
+        secs,
+    )?;
+    drop((proxy, app));
+    println!("\nGET {path} (PostgreSQL read per request): wrk -t2 -c{conns} -d{secs}s\n");
+    let ratio = one_row.rps / two_row.rps;
+    print(&[one_row, two_row, direct_row]);
+    println!("\none process / two processes: req/s {ratio:.2}x");
+    drop((pg, redis));
+    Ok(())
+}

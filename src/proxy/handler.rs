@@ -196,6 +196,9 @@ impl Proxy {
     }
 
     fn access_log(&self, session: &Session, ctx: &Ctx, status: u16) {
+        if self.cfg.access_log == AccessLog::Off {
+            return;
+        }
         let req = session.req_header();
         let client = ctx
             .client_ip
@@ -249,6 +252,11 @@ impl ProxyHttp for Proxy {
 
     fn new_ctx(&self) -> Ctx {
         Ctx::default()
+    }
+
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {
+        // No response compression of proxied responses (the app's JSON is small; the UI is
+        // served precompressed), so not even pingora's disabled default module.
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
@@ -414,11 +422,7 @@ impl ProxyHttp for Proxy {
         if let Some(started) = ctx.upstream_started {
             let seconds = started.elapsed().as_secs_f64();
             ctx.upstream_seconds = Some(seconds);
-            let upstream = match ctx.picked {
-                Some(Picked::Remote(addr)) => addr.to_string(),
-                _ => "in-process".to_owned(),
-            };
-            self.metrics.upstream_time(upstream, seconds);
+            self.metrics.upstream_time(ctx.picked, seconds);
         }
         Ok(())
     }

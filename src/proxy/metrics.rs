@@ -3,6 +3,9 @@
 //! each upstream's health.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::RwLock;
 use std::sync::atomic::AtomicI64;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::proxy::upstream::Pool;
+use crate::proxy::upstream::{Picked, Pool};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -33,6 +36,8 @@ pub struct ProxyMetrics {
     upstream_up: Family<UpstreamLabel, Gauge>,
     upstream_in_flight: Family<UpstreamLabel, Gauge>,
     in_flight: Gauge<i64, AtomicI64>,
+    /// Each upstream's histogram, so a request does not build a label.
+    histograms: RwLock<HashMap<Option<SocketAddr>, Histogram>>,
 }
 
 fn upstream_histogram() -> Histogram {
@@ -54,6 +59,7 @@ impl ProxyMetrics {
             upstream_up: Family::default(),
             upstream_in_flight: Family::default(),
             in_flight: Gauge::default(),
+            histograms: RwLock::default(),
             registry: Registry::default(),
         };
         let r = registry.sub_registry_with_prefix("fastpick_proxy");
@@ -92,11 +98,31 @@ impl ProxyMetrics {
             .inc();
     }
 
-    /// Records an upstream's response time.
-    pub fn upstream_time(&self, upstream: String, seconds: f64) {
-        self.upstream_seconds
-            .get_or_create(&UpstreamLabel { upstream })
-            .observe(seconds);
+    /// Records an upstream's response time (its histogram is looked up once per upstream).
+    pub fn upstream_time(&self, picked: Option<Picked>, seconds: f64) {
+        let key = match picked {
+            Some(Picked::Remote(addr)) => Some(addr),
+            _ => None,
+        };
+        let cached = self
+            .histograms
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        let histogram = cached.unwrap_or_else(|| {
+            let upstream = key.map_or_else(|| "in-process".to_owned(), |a| a.to_string());
+            let h = self
+                .upstream_seconds
+                .get_or_create(&UpstreamLabel { upstream })
+                .clone();
+            self.histograms
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, h.clone());
+            h
+        });
+        histogram.observe(seconds);
     }
 
     /// A request entered (+1) or left (-1).

@@ -161,10 +161,7 @@ fn redis_eval_rps(redis_port: u16, coupon: i64) -> anyhow::Result<f64> {
 
 fn main() -> anyhow::Result<()> {
     fastpick::load::raise_fd_limit();
-    let secs: u64 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let secs: u64 = common::env_or("BENCH_SECONDS", 5);
     let pg = fastpick::local::start_postgres()?;
     let redis = fastpick::local::start_redis()?;
     let rt = tokio::runtime::Runtime::new()?;

@@ -45,14 +45,8 @@ fn run_fastpick(base: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, 
 }
 
 fn main() -> anyhow::Result<()> {
-    let conns: u32 = std::env::var("BENCH_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let secs: u32 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let conns: u32 = common::env_or("BENCH_CONNS", 64);
+    let secs: u32 = common::env_or("BENCH_SECONDS", 10);
     let port = fastpick::local::free_port()?;
     let _nginx = start_nginx(port)?;
     let base = format!("http://127.0.0.1:{port}");

@@ -89,14 +89,8 @@ fn print(rows: &[Row]) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let conns: u32 = std::env::var("BENCH_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let secs: u32 = std::env::var("BENCH_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
+    let conns: u32 = common::env_or("BENCH_CONNS", 64);
+    let secs: u32 = common::env_or("BENCH_SECONDS", 10);
     let port = || fastpick::local::free_port();
 
     // 1. Fixed-response upstream.

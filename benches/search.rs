@@ -166,12 +166,8 @@ async fn cache_lookups(base: &str, result: &str) -> u64 {
 
 fn main() -> anyhow::Result<()> {
     fastpick::load::raise_fd_limit();
-    let coupons: u64 = std::env::var("BENCH_COUPONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let stages =
-        std::env::var("BENCH_STAGES").unwrap_or_else(|_| "10s:50,20s:100,30s:100,5s:0".into());
+    let coupons: u64 = common::env_or("BENCH_COUPONS", 1_000_000);
+    let stages: String = common::env_or("BENCH_STAGES", "10s:50,20s:100,30s:100,5s:0".into());
     let pg = fastpick::local::start_postgres()?;
     let redis = fastpick::local::start_redis()?;
     let rt = tokio::runtime::Runtime::new()?;

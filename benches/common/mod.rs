@@ -18,6 +18,14 @@ impl Drop for App {
     }
 }
 
+/// A benchmark setting from the environment, or its default.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The secret the benchmarks sign tokens with.
 pub const SECRET: &str = "benchmark-secret-that-is-long-enough-for-hs256";
 

@@ -2,16 +2,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{CouponSpec, TestApp, spawn_app};
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["content"]
-        .as_array()
-        .expect("content")
-        .iter()
-        .map(|c| c["id"].as_i64().expect("id"))
-        .collect()
-}
+use crate::helpers::{CouponSpec, TestApp, ids, spawn_app};
 
 async fn list(app: &TestApp, query: &str) -> Value {
     app.get(&format!("/api/v1/coupons?{query}"), None)

@@ -338,6 +338,25 @@ impl TestApp {
         id
     }
 
+    /// Starts Redis again on its old port (empty) and waits until the app's health check
+    /// sees it.
+    pub async fn restart_redis_on(&mut self, port: u16) {
+        self.redis = Some(
+            tokio::task::spawn_blocking(move || local::start_redis_on(port))
+                .await
+                .expect("task")
+                .expect("redis back"),
+        );
+        let start = std::time::Instant::now();
+        while self.get("/actuator/health/redis", None).await.status != 200 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "redis client did not reconnect"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Signs arbitrary claims with the app's secret (for expired or odd tokens).
     pub fn sign(&self, claims: &Claims) -> String {
         jsonwebtoken::encode(
@@ -358,6 +377,16 @@ impl TestApp {
             None => Ok(()),
         }
     }
+}
+
+/// The ids of a page's content, in order.
+pub fn ids(page: &Value) -> Vec<i64> {
+    page["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .map(|c| c["id"].as_i64().expect("id"))
+        .collect()
 }
 
 /// A coupon to insert; hours are relative to now.

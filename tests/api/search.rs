@@ -1,12 +1,10 @@
 //! Search at scale: the bounded count, the Redis page cache and its invalidation (after a
 //! create and after a sell-out, under every issuing strategy), and search without Redis.
 
-use std::time::{Duration, Instant};
-
 use fastpick::config::{IssueStrategy, SearchCache};
 use serde_json::{Value, json};
 
-use crate::helpers::{CouponSpec, TestApp, fresh_database, spawn_with, test_settings};
+use crate::helpers::{CouponSpec, TestApp, fresh_database, ids, spawn_with, test_settings};
 
 async fn app_with(configure: impl FnOnce(&mut fastpick::config::Settings)) -> TestApp {
     let (pg_port, name) = fresh_database().await;
@@ -24,15 +22,6 @@ async fn page(app: &TestApp, query: &str) -> Value {
         .await
         .data()
         .clone()
-}
-
-fn ids(page: &Value) -> Vec<i64> {
-    page["content"]
-        .as_array()
-        .expect("content")
-        .iter()
-        .map(|c| c["id"].as_i64().expect("id"))
-        .collect()
 }
 
 /// The value of a `fastpick_search_cache_lookups_total` series (0 when absent).
@@ -211,20 +200,7 @@ async fn search_answers_from_postgres_while_redis_is_down_and_caches_again_after
     assert_eq!(created.status, 201, "{:?}", created.body);
     let c = created.body["data"].as_i64().expect("id");
     assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);
-    app.redis = Some(
-        tokio::task::spawn_blocking(move || fastpick::local::start_redis_on(redis_port))
-            .await
-            .expect("task")
-            .expect("redis back"),
-    );
-    let start = Instant::now();
-    while app.get("/actuator/health/redis", None).await.status != 200 {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "redis client did not reconnect"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.restart_redis_on(redis_port).await;
     let hits = lookups(&app, "hit").await;
     assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);
     assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);

@@ -253,21 +253,7 @@ async fn redis_down_falls_back_or_answers_503_and_the_gate_recovers() {
                 down.assert_error(503, "C010");
             }
         }
-        app.redis = Some(
-            tokio::task::spawn_blocking(move || fastpick::local::start_redis_on(redis_port))
-                .await
-                .expect("task")
-                .expect("redis back"),
-        );
-        // Readiness: the app's own health check sees Redis again.
-        let start = Instant::now();
-        while app.get("/actuator/health/redis", None).await.status != 200 {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "redis client did not reconnect"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        app.restart_redis_on(redis_port).await;
         app.post(
             "/api/v1/coupon-issues",
             Some(&tokens[2]),

@@ -201,8 +201,15 @@ async fn search_answers_from_postgres_while_redis_is_down_and_caches_again_after
     let c = created.body["data"].as_i64().expect("id");
     assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);
     app.restart_redis_on(redis_port).await;
+    // Every pooled Redis client reconnects on its own schedule: the cache serves again
+    // once they have (answers stay right meanwhile).
     let hits = lookups(&app, "hit").await;
-    assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);
-    assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);
-    assert_eq!(lookups(&app, "hit").await, hits + 1, "cached again");
+    let start = std::time::Instant::now();
+    while lookups(&app, "hit").await == hits {
+        assert_eq!(ids(&page(&app, "search=nike").await), vec![c, b, a]);
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the cache did not serve again"
+        );
+    }
 }

@@ -91,12 +91,18 @@ pub async fn own_servers() -> (Supervised, Supervised, Settings) {
 
 /// Starts an app on a fresh database and its own Redis.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an app on a fresh database and its own Redis, with settings changed by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let (pg_port, name) = fresh_database().await;
     let redis = tokio::task::spawn_blocking(local::start_redis)
         .await
         .expect("redis start task")
         .expect("redis starts");
-    let settings = test_settings(pg_port, &name, redis.port);
+    let mut settings = test_settings(pg_port, &name, redis.port);
+    configure(&mut settings);
     spawn_with(settings, Some(redis)).await
 }
 

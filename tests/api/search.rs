@@ -4,18 +4,7 @@
 use fastpick::config::{IssueStrategy, SearchCache};
 use serde_json::{Value, json};
 
-use crate::helpers::{CouponSpec, TestApp, fresh_database, ids, spawn_with, test_settings};
-
-async fn app_with(configure: impl FnOnce(&mut fastpick::config::Settings)) -> TestApp {
-    let (pg_port, name) = fresh_database().await;
-    let redis = tokio::task::spawn_blocking(fastpick::local::start_redis)
-        .await
-        .expect("task")
-        .expect("redis");
-    let mut settings = test_settings(pg_port, &name, redis.port);
-    configure(&mut settings);
-    spawn_with(settings, Some(redis)).await
-}
+use crate::helpers::{CouponSpec, TestApp, ids, spawn_app_with};
 
 async fn page(app: &TestApp, query: &str) -> Value {
     app.get(&format!("/api/v1/coupons?{query}"), None)
@@ -39,7 +28,7 @@ async fn lookups(app: &TestApp, result: &str) -> u64 {
 
 #[tokio::test]
 async fn count_is_exact_below_the_limit_a_floor_above_it_and_last_is_always_exact() {
-    let app = app_with(|s| {
+    let app = spawn_app_with(|s| {
         s.search.cache = SearchCache::Off;
         s.search.count_limit = 3;
     })
@@ -93,7 +82,7 @@ async fn count_is_exact_below_the_limit_a_floor_above_it_and_last_is_always_exac
 
 #[tokio::test]
 async fn cached_pages_are_served_until_a_create_makes_them_stale() {
-    let app = app_with(|s| s.search.cache = SearchCache::Redis).await;
+    let app = spawn_app_with(|s| s.search.cache = SearchCache::Redis).await;
     let (_, admin) = app.user("admin@test.kr", "ADMIN").await;
     let a = app.coupon(CouponSpec::default()).await;
     let first = page(&app, "search=NIKE").await;
@@ -136,7 +125,7 @@ async fn a_sell_out_invalidates_cached_pages_under_every_strategy() {
         IssueStrategy::DbAtomic,
         IssueStrategy::RedisGate,
     ] {
-        let app = app_with(|s| {
+        let app = spawn_app_with(|s| {
             s.search.cache = SearchCache::Redis;
             s.issue.strategy = strategy;
         })
@@ -181,7 +170,7 @@ async fn a_sell_out_invalidates_cached_pages_under_every_strategy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_answers_from_postgres_while_redis_is_down_and_caches_again_after() {
-    let mut app = app_with(|s| s.search.cache = SearchCache::Redis).await;
+    let mut app = spawn_app_with(|s| s.search.cache = SearchCache::Redis).await;
     let (_, admin) = app.user("admin@test.kr", "ADMIN").await;
     let a = app.coupon(CouponSpec::default()).await;
     assert_eq!(ids(&page(&app, "search=nike").await), vec![a]);

@@ -11,7 +11,8 @@ use fastpick::load::stats::Summary;
 use serde_json::json;
 
 use crate::helpers::{
-    CouponSpec, SECRET, TestApp, fresh_database, own_servers, spawn_with, test_settings,
+    CouponSpec, SECRET, TestApp, fresh_database, own_servers, spawn_app_with, spawn_with,
+    test_settings,
 };
 
 const ALL: [IssueStrategy; 3] = [
@@ -22,14 +23,7 @@ const ALL: [IssueStrategy; 3] = [
 
 /// An app on a fresh database and its own Redis, issuing with `strategy`.
 async fn spawn_strategy(strategy: IssueStrategy) -> TestApp {
-    let (pg_port, name) = fresh_database().await;
-    let redis = tokio::task::spawn_blocking(fastpick::local::start_redis)
-        .await
-        .expect("task")
-        .expect("redis");
-    let mut settings = test_settings(pg_port, &name, redis.port);
-    settings.issue.strategy = strategy;
-    spawn_with(settings, Some(redis)).await
+    spawn_app_with(|s| s.issue.strategy = strategy).await
 }
 
 /// Runs the load tool's race: every token once, all at the same instant.

@@ -243,7 +243,8 @@ pub struct ProxyConfig {
     /// Idle upstream connections are kept this long for reuse.
     #[serde(deserialize_with = "duration")]
     pub keepalive_timeout: Duration,
-    /// Longest wait for each read from a client (head and body); slow clients are cut off.
+    /// Slow clients are cut off: a whole request head must arrive within this (from accept or
+    /// from its first byte), and each body read and keep-alive wait is bounded by it.
     #[serde(deserialize_with = "duration")]
     pub client_timeout: Duration,
     /// Largest request body accepted (413 above it); nginx's default is 1 MiB.

@@ -36,6 +36,7 @@ pub struct ProxyMetrics {
     upstream_up: Family<UpstreamLabel, Gauge>,
     upstream_in_flight: Family<UpstreamLabel, Gauge>,
     in_flight: Gauge<i64, AtomicI64>,
+    slow_heads: Counter,
     /// Each upstream's histogram, so a request does not build a label.
     histograms: RwLock<HashMap<Option<SocketAddr>, Histogram>>,
 }
@@ -59,6 +60,7 @@ impl ProxyMetrics {
             upstream_up: Family::default(),
             upstream_in_flight: Family::default(),
             in_flight: Gauge::default(),
+            slow_heads: Counter::default(),
             histograms: RwLock::default(),
             registry: Registry::default(),
         };
@@ -87,6 +89,11 @@ impl ProxyMetrics {
             "requests_in_flight",
             "Requests being handled by the proxy",
             m.in_flight.clone(),
+        );
+        r.register(
+            "slow_heads",
+            "Connections closed because a request head did not arrive within client_timeout",
+            m.slow_heads.clone(),
         );
         ProxyMetrics { registry, ..m }
     }
@@ -128,6 +135,11 @@ impl ProxyMetrics {
     /// A request entered (+1) or left (-1).
     pub fn in_flight(&self, delta: i64) {
         self.in_flight.inc_by(delta);
+    }
+
+    /// Counts a connection cut off for a slow request head.
+    pub fn slow_client(&self) {
+        self.slow_heads.inc();
     }
 
     /// Refreshes the upstream gauges and writes everything as OpenMetrics text.

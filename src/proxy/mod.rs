@@ -7,6 +7,7 @@
 pub mod allow;
 pub mod assets;
 pub mod handler;
+pub mod head_deadline;
 pub mod limit;
 pub mod metrics;
 pub mod upstream;
@@ -21,9 +22,11 @@ use pingora::lb::selection::RoundRobin;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::listening::Service;
 
 use crate::config::Settings;
 use crate::proxy::handler::Proxy;
+use crate::proxy::head_deadline::WithHeadDeadline;
 use crate::proxy::upstream::{Pool, Remote};
 use crate::role::{Role, RoleSet};
 
@@ -132,16 +135,21 @@ pub fn run(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
         ));
         Pool::Remote(remote)
     };
+    let metrics = Arc::new(metrics::ProxyMetrics::new());
     let proxy = Proxy {
         allow: allow::AllowList::parse(&cfg.actuator_allow)?,
         assets: assets::Assets::load(),
-        metrics: Arc::new(metrics::ProxyMetrics::new()),
+        metrics: metrics.clone(),
         limiter: (cfg.issue_rate_limit > 0).then(|| limit::RateLimiter::new(cfg.issue_rate_limit)),
         pool: Arc::new(pool),
         cfg: cfg.clone(),
     };
-    let mut service =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, proxy, "proxy");
+    let app = WithHeadDeadline {
+        app: Arc::new(pingora::proxy::http_proxy(&server.configuration, proxy)),
+        limit: cfg.client_timeout,
+        metrics,
+    };
+    let mut service = Service::new("proxy".to_owned(), app);
     service.add_tcp(&cfg.listen.to_string());
     server.add_service(service);
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, in_process_app = with_app, "proxy role ready");

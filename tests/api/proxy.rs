@@ -533,3 +533,111 @@ async fn oversized_heads_and_bodies_and_stalled_bodies_are_refused() {
         "{statuses:?}"
     );
 }
+
+/// Reads until the proxy closes the connection; how long that took, or None after `limit`.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut rest))
+        .await
+        .ok()
+        .map(|_| start.elapsed())
+}
+
+/// Sends a GET on a kept-alive connection and reads the whole answer; returns its head.
+async fn exchange(stream: &mut TcpStream, path: &str) -> String {
+    let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\naccept-encoding: identity\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(8), stream.read(&mut chunk))
+            .await
+            .expect("an answer")
+            .expect("read");
+        assert!(n > 0, "closed before an answer to {path}");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let len: usize = head
+        .to_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    let mut body = vec![0u8; (head_end + len).saturating_sub(buf.len())];
+    stream.read_exact(&mut body).await.expect("body");
+    head
+}
+
+#[tokio::test]
+async fn slow_request_heads_are_cut_off_but_slow_upstreams_are_not() {
+    let (silent, _task) = silent_upstream().await;
+    let proxy = start_proxy(&format!(
+        "upstreams = [\"{silent}\"]\nclient_timeout = \"1s\"\nread_timeout = \"3s\"\n"
+    ))
+    .await;
+    let addr = proxy.base.trim_start_matches("http://").to_owned();
+    // Connected but silent: closed after client_timeout (pingora alone waits 60 s).
+    let mut idle = TcpStream::connect(&addr).await.expect("connect");
+    let took = closed_within(&mut idle, Duration::from_secs(8)).await;
+    assert!(took.is_some(), "a silent new connection was kept open");
+    // A head trickled a byte every 200 ms never completes in time: each read is quick, the
+    // whole head is not.
+    let mut trickle = TcpStream::connect(&addr).await.expect("connect");
+    trickle
+        .write_all(b"GET /api/v1/coupons HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .await
+        .expect("write");
+    let dripping = tokio::spawn({
+        let (_, mut w) = trickle.into_split();
+        async move {
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if w.write_all(b"a").await.is_err() {
+                    return true;
+                }
+            }
+            false
+        }
+    });
+    let cut = tokio::time::timeout(Duration::from_secs(8), dripping)
+        .await
+        .expect("the trickling head was never cut off")
+        .expect("writer");
+    assert!(cut, "the trickling head was never cut off");
+    // Complete heads pass, on a kept-alive connection whose later requests come after a pause;
+    // a complete head then waits as long as the upstream needs: the silent upstream gives 504
+    // after read_timeout (3 s), well past client_timeout (1 s).
+    let mut patient = TcpStream::connect(&addr).await.expect("connect");
+    for path in ["/", "/coupons", "/api/v1/coupons"] {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let start = Instant::now();
+        let head = exchange(&mut patient, path).await;
+        if path.starts_with("/api/") {
+            assert!(head.starts_with("HTTP/1.1 504"), "{head}");
+            assert!(
+                start.elapsed() >= Duration::from_millis(2900),
+                "{:?}",
+                start.elapsed()
+            );
+        } else {
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        }
+    }
+    let metrics = reqwest::get(format!("{}/actuator/proxy/prometheus", proxy.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let slow: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("fastpick_proxy_slow_heads_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .expect("slow heads metric");
+    assert!(slow >= 2.0, "{metrics}");
+}

@@ -24,6 +24,15 @@ pub struct Cli {
     )]
     pub config: Option<PathBuf>,
 
+    /// Proxy role: take the listening socket over from the running fastpick, then send that one
+    /// SIGQUIT (a zero-downtime upgrade; see systemd/fastpick-proxy@.service).
+    #[arg(long, requires = "role")]
+    pub upgrade: bool,
+
+    /// Proxy role: run in the background once started, with a pid file (systemd Type=forking).
+    #[arg(long, requires = "role")]
+    pub daemon: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -32,7 +32,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     {
         // pingora runs its own runtimes (and the app inside them when asked).
         check_roles(&settings, roles)?;
-        return proxy::run(settings, roles);
+        let process = proxy::Process {
+            upgrade: cli.upgrade,
+            daemon: cli.daemon,
+        };
+        return proxy::run(settings, roles, process);
+    }
+    if cli.upgrade || cli.daemon {
+        bail!("--upgrade and --daemon are for the proxy role (pingora's upgrade and daemon mode)");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

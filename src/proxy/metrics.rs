@@ -137,6 +137,11 @@ impl ProxyMetrics {
         self.in_flight.inc_by(delta);
     }
 
+    /// Requests being handled right now.
+    pub fn requests_in_flight(&self) -> i64 {
+        self.in_flight.get()
+    }
+
     /// Counts a connection cut off for a slow request head.
     pub fn slow_client(&self) {
         self.slow_heads.inc();

@@ -2,7 +2,10 @@
 //! same process (`--role proxy+app`, as on VM1) the app runs as a pingora service and the
 //! proxy reaches it over a Unix socket, without a TCP hop.
 //!
-//! Signals are pingora's: SIGTERM drains (in-flight requests finish), SIGINT stops at once.
+//! Signals are pingora's: SIGTERM drains (in-flight requests finish), SIGINT stops at once,
+//! SIGQUIT hands the listening socket to a new process started with `--upgrade` and then
+//! drains (a zero-downtime upgrade). Each process has its own in-process app socket, so the
+//! old and the new one never share it.
 
 pub mod allow;
 pub mod assets;
@@ -14,6 +17,7 @@ pub mod upstream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -21,6 +25,7 @@ use pingora::lb::LoadBalancer;
 use pingora::lb::selection::RoundRobin;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownWatch};
+use pingora::services::ServiceReadyNotifier;
 use pingora::services::background::{BackgroundService, background_service};
 use pingora::services::listening::Service;
 
@@ -30,13 +35,25 @@ use crate::proxy::head_deadline::WithHeadDeadline;
 use crate::proxy::upstream::{Pool, Remote};
 use crate::role::{Role, RoleSet};
 
-/// Where pingora keeps its pid file, upgrade socket and our in-process app socket:
-/// systemd's RuntimeDirectory when set, else the temp dir, named after the listen port.
-fn runtime_path(settings: &Settings, what: &str) -> PathBuf {
-    let dir = std::env::var_os("RUNTIME_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    dir.join(format!("fastpick-{}-{what}", settings.proxy.listen.port()))
+/// How this process starts (command-line flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Process {
+    /// Take the listening socket over from a running process.
+    pub upgrade: bool,
+    /// Detach, with a pid file, once ready.
+    pub daemon: bool,
+}
+
+/// Where pingora keeps its pid file and upgrade socket, and we the in-process app's socket:
+/// systemd's RuntimeDirectory (one per unit) when set, else the temp dir, named after the
+/// listen port.
+pub fn runtime_path(settings: &Settings, what: &str) -> PathBuf {
+    match std::env::var_os("RUNTIME_DIRECTORY") {
+        Some(dir) => PathBuf::from(dir).join(what),
+        None => {
+            std::env::temp_dir().join(format!("fastpick-{}-{what}", settings.proxy.listen.port()))
+        }
+    }
 }
 
 /// Runs pingora's health checks of the upstreams as a background service.
@@ -53,11 +70,34 @@ impl BackgroundService for HealthChecks {
 struct InProcessApp {
     settings: Settings,
     socket: PathBuf,
+    /// The proxy's, to see when it no longer needs the app.
+    proxy: Arc<metrics::ProxyMetrics>,
+}
+
+impl InProcessApp {
+    /// Resolves when the app should stop: after pingora's shutdown, once the proxy has no
+    /// request in flight (they may still need the app), or after `app.shutdown_grace`.
+    async fn stopped(
+        mut shutdown: ShutdownWatch,
+        proxy: Arc<metrics::ProxyMetrics>,
+        grace: Duration,
+    ) {
+        let _ = shutdown.changed().await;
+        let deadline = tokio::time::Instant::now() + grace;
+        while proxy.requests_in_flight() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 #[async_trait]
 impl BackgroundService for InProcessApp {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+    /// Ready (so the proxy starts accepting) once the app listens on its socket.
+    async fn start_with_ready_notifier(
+        &self,
+        shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
         let state = match crate::app::build_state(&self.settings).await {
             Ok(state) => state,
             Err(e) => {
@@ -74,9 +114,12 @@ impl BackgroundService for InProcessApp {
                 std::process::exit(1);
             }
         };
-        let stop = async move {
-            let _ = shutdown.changed().await;
-        };
+        ready.notify_ready();
+        let stop = Self::stopped(
+            shutdown,
+            self.proxy.clone(),
+            self.settings.app.shutdown_grace,
+        );
         if let Err(e) = crate::app::serve(&self.settings, state, listener, stop).await {
             tracing::error!(error = %e, "in-process app failed");
         }
@@ -84,15 +127,27 @@ impl BackgroundService for InProcessApp {
     }
 }
 
+/// A name part no other live process uses (pid and start time).
+fn unique_suffix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:x}", std::process::id())
+}
+
 /// Runs the proxy (and the app, when asked) until a signal stops pingora. Blocks; call it
 /// outside any async runtime.
-pub fn run(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
+pub fn run(settings: Settings, roles: &RoleSet, process: Process) -> anyhow::Result<()> {
     let cfg = settings.proxy.clone();
-    // pingora binds inside its service task and only panics there: find a taken port first.
-    drop(
-        std::net::TcpListener::bind(cfg.listen)
-            .with_context(|| format!("failed to bind proxy.listen {}", cfg.listen))?,
-    );
+    // pingora binds inside its service task and only panics there: find a taken port first
+    // (unless the port comes from the running process).
+    if !process.upgrade {
+        drop(
+            std::net::TcpListener::bind(cfg.listen)
+                .with_context(|| format!("failed to bind proxy.listen {}", cfg.listen))?,
+        );
+    }
     let with_app = roles.contains(Role::App);
     let conf = ServerConf {
         threads: cfg.threads.max(1),
@@ -103,24 +158,40 @@ pub fn run(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
         upgrade_sock: runtime_path(&settings, "upgrade.sock")
             .display()
             .to_string(),
+        // Not `daemon_wait_for_ready`: pingora's parent installs its SIGUSR1 handler after
+        // forking, and a quick child's signal then kills it (seen in the upgrade test).
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), conf);
-    server.bootstrap();
+    let opt = Opt {
+        upgrade: process.upgrade,
+        daemon: process.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    // As a service, so it runs after daemonizing: the starting process returns at once and
+    // the new one waits (pingora retries for 5 s) for the old one's SIGQUIT to hand the
+    // listening socket over.
+    let bootstrap = server.bootstrap_as_a_service();
+    let metrics = Arc::new(metrics::ProxyMetrics::new());
+    let mut in_process_app = None;
     let pool = if cfg.upstreams.is_empty() {
         if !with_app {
             bail!(
                 "proxy.upstreams is empty: list the app instances (ip:port), or run --role proxy+app"
             );
         }
-        let socket = runtime_path(&settings, "app.sock");
-        server.add_service(background_service(
+        // Named for this process: during an upgrade the old and the new app both run.
+        let socket = runtime_path(&settings, &format!("app-{}.sock", unique_suffix()));
+        let app = server.add_service(background_service(
             "app",
             InProcessApp {
                 settings: settings.clone(),
                 socket: socket.clone(),
+                proxy: metrics.clone(),
             },
         ));
+        app.add_dependency(&bootstrap);
+        in_process_app = Some(app);
         Pool::InProcess(socket.display().to_string())
     } else {
         if with_app {
@@ -135,7 +206,6 @@ pub fn run(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
         ));
         Pool::Remote(remote)
     };
-    let metrics = Arc::new(metrics::ProxyMetrics::new());
     let proxy = Proxy {
         allow: allow::AllowList::parse(&cfg.actuator_allow)?,
         assets: assets::Assets::load(),
@@ -151,7 +221,11 @@ pub fn run(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
     };
     let mut service = Service::new("proxy".to_owned(), app);
     service.add_tcp(&cfg.listen.to_string());
-    server.add_service(service);
+    let proxy = server.add_service(service);
+    proxy.add_dependency(&bootstrap);
+    if let Some(app) = in_process_app {
+        proxy.add_dependency(&app);
+    }
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, in_process_app = with_app, "proxy role ready");
     server.run(RunArgs::default());
     tracing::info!("proxy role stopped");

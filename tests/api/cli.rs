@@ -55,6 +55,18 @@ fn roles_not_built_yet_refuse_to_start_with_a_clear_message() {
         !out.status.success(),
         "no role and no subcommand is an error"
     );
+    // pingora's upgrade and daemon mode belong to the proxy role.
+    for flag in ["--upgrade", "--daemon"] {
+        let out = fastpick()
+            .args(["--role", "app", flag])
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "app {flag} must not start");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("for the proxy role"),
+            "{flag}"
+        );
+    }
 }
 
 #[test]

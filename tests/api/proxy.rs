@@ -641,3 +641,148 @@ async fn slow_request_heads_are_cut_off_but_slow_upstreams_are_not() {
         .expect("slow heads metric");
     assert!(slow >= 2.0, "{metrics}");
 }
+
+/// Daemons started by a test, stopped (SIGINT) when dropped, found by their pid files.
+struct Daemons(std::path::PathBuf);
+
+impl Daemons {
+    fn pid(&self, file: &str) -> Option<i32> {
+        std::fs::read_to_string(self.0.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for file in ["proxy.pid", "proxy.pid.old"] {
+            if let Some(pid) = self.pid(file) {
+                // SAFETY: kill(2) with a pid read from our own pid file; no memory is involved.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether a process is still alive.
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[tokio::test]
+async fn an_upgrade_hands_the_socket_over_without_a_failed_request() {
+    // proxy+app as on VM1, started as systemd's unit does (daemon, runtime directory).
+    let (pg_port, db_name) = crate::helpers::fresh_database().await;
+    let redis = tokio::task::spawn_blocking(fastpick::local::start_redis)
+        .await
+        .expect("redis task")
+        .expect("redis");
+    let port = fastpick::local::free_port().expect("port");
+    let run_dir = std::env::temp_dir().join(format!("fastpick-upgrade-{port}"));
+    std::fs::create_dir_all(&run_dir).expect("runtime dir");
+    let daemons = Daemons(run_dir.clone());
+    let config = run_dir.join("fastpick.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\naccess_log = \"off\"\nthreads = 1\n\
+             [database]\nhost = \"127.0.0.1\"\nport = {pg_port}\nname = \"{db_name}\"\nusername = \"postgres\"\n\
+             [redis]\nhost = \"127.0.0.1\"\nport = {}\n[log]\nlevel = \"warn\"\n",
+            redis.port
+        ),
+    )
+    .expect("config");
+    let start = |extra: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fastpick"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_")) {
+            cmd.env_remove(key);
+        }
+        let status = cmd
+            .args(["--role", "proxy+app", "--daemon", "--config"])
+            .arg(&config)
+            .args(extra)
+            .env("FASTPICK_AUTH__SECRET_KEY", crate::helpers::SECRET)
+            .env("RUNTIME_DIRECTORY", &run_dir)
+            .stdin(Stdio::null())
+            .status()
+            .expect("fastpick runs");
+        // With --daemon the command returns once the background process is forked.
+        assert!(status.success(), "{status}");
+    };
+    start(&[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let old = loop {
+        if let Some(pid) = daemons.pid("proxy.pid") {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no pid file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/api/v1/coupons"))
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(Instant::now() < deadline, "the first process never served");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Clients on fresh connections throughout the upgrade.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed, base) = (stop.clone(), ok.clone(), failed.clone(), base.clone());
+        clients.push(tokio::spawn(async move {
+            let client = Client::builder()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client");
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(format!("{base}/api/v1/coupons")).send().await {
+                    Ok(r) if r.status() == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        errors.push(format!("{other:?}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            errors
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // What `systemctl reload` runs: the new process, then SIGQUIT to the old one.
+    start(&["--upgrade"]);
+    // SAFETY: kill(2) on the pid from the first process's pid file.
+    unsafe { libc::kill(old, libc::SIGQUIT) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while alive(old) {
+        assert!(Instant::now() < deadline, "the old process did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let served_before_exit = ok.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut errors = Vec::new();
+    for c in clients {
+        errors.extend(c.await.expect("client task"));
+    }
+    let new = daemons.pid("proxy.pid").expect("new pid file");
+    assert_ne!(new, old);
+    assert!(alive(new), "the new process is not running");
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "{errors:?}");
+    assert!(served_before_exit > 50, "{served_before_exit}");
+    assert!(
+        ok.load(Ordering::Relaxed) > served_before_exit,
+        "nothing served after the old process left"
+    );
+}

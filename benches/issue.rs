@@ -159,6 +159,33 @@ fn redis_eval_rps(redis_port: u16, coupon: i64) -> anyhow::Result<f64> {
         .with_context(|| format!("unreadable redis-benchmark line: {line}"))
 }
 
+/// One race of 1,000 VUs on `coupon`, with the tokens of `csv`; returns the summary and the coupon.
+async fn race(base: &str, csv: &std::path::Path, coupon: i64) -> anyhow::Result<(Summary, i64)> {
+    let args = fastpick::load::race::RaceArgs {
+        common: fastpick::load::CommonArgs {
+            base_url: base.to_owned(),
+            timeout: Duration::from_secs(60),
+            json: None,
+            quiet: true,
+        },
+        users: csv.to_owned(),
+        coupon_id: coupon,
+        vus: 1000,
+        max_failed_rate: 0.0,
+    };
+    Ok((fastpick::load::race::run(&args).await?, coupon))
+}
+
+/// What one strategy's run measured.
+struct Measured {
+    cold: Summary,
+    warm: Summary,
+    floor: Summary,
+    sustained: Summary,
+    rejections: Summary,
+    sold: i64,
+}
+
 fn main() -> anyhow::Result<()> {
     fastpick::load::raise_fd_limit();
     let secs: u64 = common::env_or("BENCH_SECONDS", 5);
@@ -194,36 +221,28 @@ fn main() -> anyhow::Result<()> {
             let csv = std::env::temp_dir().join(format!("fastpick-bench-{strategy}.csv"));
             let lines: String = racers.iter().map(|t| format!("u,p,{t},{t}\n")).collect();
             std::fs::write(&csv, format!("email,password,accessToken,token\n{lines}"))?;
-            let mut races = Vec::new();
-            for label in ["cold", "warm"] {
-                let coupon = new_coupon(&db, 100).await?;
-                let race_args = fastpick::load::race::RaceArgs {
-                    common: fastpick::load::CommonArgs {
-                        base_url: base.clone(),
-                        timeout: Duration::from_secs(60),
-                        json: None,
-                        quiet: true,
-                    },
-                    users: csv.clone(),
-                    coupon_id: coupon,
-                    vus: 1000,
-                    max_failed_rate: 0.0,
-                };
-                let race = fastpick::load::race::run(&race_args).await?;
-                if std::env::var_os("BENCH_DEBUG").is_some() {
+            let cold = race(&base, &csv, new_coupon(&db, 100).await?).await?;
+            let warm = race(&base, &csv, new_coupon(&db, 100).await?).await?;
+            // The HTTP floor: the same burst with tokens that fail their signature check,
+            // answered 401 before any Redis or PostgreSQL work.
+            let forged: String = racers.iter().map(|t| format!("u,p,{t}x,{t}x\n")).collect();
+            std::fs::write(&csv, format!("email,password,accessToken,token\n{forged}"))?;
+            let floor = race(&base, &csv, warm.1).await?;
+            std::fs::remove_file(&csv).ok();
+            if std::env::var_os("BENCH_DEBUG").is_some() {
+                for (label, r) in [("cold", &cold.0), ("warm", &warm.0), ("floor", &floor.0)] {
+                    let l = &r.latency_ms;
                     eprintln!(
-                        "{strategy} {label} race: p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
-                        race.latency_ms.p50,
-                        race.latency_ms.p90,
-                        race.latency_ms.p99,
-                        race.latency_ms.max
+                        "{strategy} {label} race: wall {:.1} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1}",
+                        r.duration_s * 1000.0,
+                        l.p50,
+                        l.p90,
+                        l.p99,
+                        l.max
                     );
                 }
-                races.push(race);
             }
-            std::fs::remove_file(&csv).ok();
-            let warm = races.pop().context("warm race")?;
-            let cold = races.pop().context("cold race")?;
+            let (cold, warm, floor) = (cold.0, warm.0, floor.0);
             // Sustained: distinct users on an ample coupon.
             let ample = new_coupon(&db, 1_000_000).await?;
             let fresh = Arc::new(users(&db, &keys, &format!("sustain-{strategy}-"), 60_000).await?);
@@ -233,19 +252,26 @@ fn main() -> anyhow::Result<()> {
             let many: Arc<Vec<String>> =
                 Arc::new(racers.iter().cycle().take(400_000).cloned().collect());
             let rejections = drive(&base, many, sold, CONNS, Duration::from_secs(secs)).await?;
-            anyhow::Ok((cold, warm, sustained, rejections, sold))
+            anyhow::Ok(Measured {
+                cold,
+                warm,
+                floor,
+                sustained,
+                rejections,
+                sold,
+            })
         })?;
         table.push((strategy, row));
     }
-    let last_sold = table.last().map(|(_, r)| r.4).unwrap_or(0);
+    let last_sold = table.last().map(|(_, m)| m.sold).unwrap_or(0);
     let eval = redis_eval_rps(redis.port, last_sold)?;
     println!(
         "\nissuing strategies on 2 shared cores (app, PostgreSQL, Redis and the load generator)\n"
     );
     println!(
-        "| strategy | race wall, cold / warm (1000 VUs, stock 100) | warm race p50 / p99 ms | race errors | issued/s (sustained, {CONNS} conns) | sustained errors | rejections/s (sold out) | rejection errors |"
+        "| strategy | race wall, cold / warm (1000 VUs, stock 100) | warm race p50 / p99 ms | race errors | HTTP floor (same burst, 401) | issued/s (sustained, {CONNS} conns) | sustained errors | rejections/s (sold out) | rejection errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     let errors = |s: &Summary| {
         s.outcomes
             .iter()
@@ -253,35 +279,33 @@ fn main() -> anyhow::Result<()> {
             .map(|(_, n)| n)
             .sum::<u64>()
     };
-    for (strategy, (cold, warm, sustained, rejections, _)) in &table {
+    for (strategy, m) in &table {
         println!(
-            "| {strategy} | {:.0} / {:.0} ms | {:.1} / {:.1} | {} | {:.0} | {} | {:.0} | {} |",
-            cold.duration_s * 1000.0,
-            warm.duration_s * 1000.0,
-            warm.latency_ms.p50,
-            warm.latency_ms.p99,
-            errors(cold) + errors(warm),
-            sustained.outcome("200") as f64 / sustained.duration_s,
-            errors(sustained),
-            rejections.outcome("400") as f64 / rejections.duration_s,
-            errors(rejections)
+            "| {strategy} | {:.0} / {:.0} ms | {:.1} / {:.1} | {} | {:.0} ms | {:.0} | {} | {:.0} | {} |",
+            m.cold.duration_s * 1000.0,
+            m.warm.duration_s * 1000.0,
+            m.warm.latency_ms.p50,
+            m.warm.latency_ms.p99,
+            errors(&m.cold) + errors(&m.warm),
+            m.floor.duration_s * 1000.0,
+            m.sustained.outcome("200") as f64 / m.sustained.duration_s,
+            errors(&m.sustained),
+            m.rejections.outcome("400") as f64 / m.rejections.duration_s,
+            errors(&m.rejections)
         );
     }
-    let row = |name: &str| table.iter().find(|(s, _)| *s == name).map(|(_, r)| r);
-    let ratio = |pick: fn(&(Summary, Summary, Summary, Summary, i64)) -> f64| match (
-        row("db-lock"),
-        row("redis-gate"),
-    ) {
+    let row = |name: &str| table.iter().find(|(s, _)| *s == name).map(|(_, m)| m);
+    let ratio = |pick: fn(&Measured) -> f64| match (row("db-lock"), row("redis-gate")) {
         (Some(base), Some(gate)) => pick(base) / pick(gate),
         _ => f64::NAN,
     };
     println!(
         "\nrace: redis-gate is {:.1}x faster than db-lock cold, {:.1}x warm (goal >= 10x)",
-        ratio(|r| r.0.duration_s),
-        ratio(|r| r.1.duration_s)
+        ratio(|m| m.cold.duration_s),
+        ratio(|m| m.warm.duration_s)
     );
     let rejections = row("redis-gate")
-        .map(|r| r.3.outcome("400") as f64 / r.3.duration_s)
+        .map(|m| m.rejections.outcome("400") as f64 / m.rejections.duration_s)
         .unwrap_or(f64::NAN);
     println!(
         "raw redis-benchmark EVAL of the admission script ({CONNS} conns): {eval:.0}/s; redis-gate rejections over HTTP are {:.0}% of it (goal >= 25%)",

@@ -97,6 +97,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     let gate = (settings.issue.strategy == crate::config::IssueStrategy::RedisGate).then(|| {
         Arc::new(issues::gate::Gate::new(
             redis.clone(),
+            db.clone(),
             settings.issue.gate_ttl,
         ))
     });

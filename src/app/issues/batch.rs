@@ -1,75 +1,36 @@
-//! Group commit for `redis-gate`: admitted requests for one coupon queue up, and whoever holds
-//! the coupon's writer turn writes everything queued in one statement. Under a burst, a handful
+//! Group commit for `redis-gate`: admitted requests for one coupon queue up, and the coupon's
+//! drain writes everything queued in one statement. Under a burst, a handful
 //! of statements replace a hundred backends queueing on the coupon's row lock; alone, a request
 //! is a batch of one. Any batch failure falls back to one `db-atomic` write per request, which
 //! gives each its own exact answer.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDateTime;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 use crate::app::error::{ApiError, Result};
+use crate::app::issues::group::Run;
 use crate::app::issues::{Issued, db};
 
 /// One admitted request waiting for its write.
-struct Pending {
-    user_id: i64,
-    now: NaiveDateTime,
-    answer: oneshot::Sender<Result<Issued>>,
+pub struct Pending {
+    pub user_id: i64,
+    pub now: NaiveDateTime,
+    pub answer: oneshot::Sender<Result<Issued>>,
 }
 
-/// A coupon's queue and writer turn.
-#[derive(Default)]
-struct Lane {
-    queue: Mutex<Vec<Pending>>,
-    turn: tokio::sync::Mutex<()>,
+/// Runs write groups.
+pub struct Writer {
+    pub db: PgPool,
 }
 
-/// The lanes of every coupon being written.
-#[derive(Default)]
-pub struct Batcher {
-    lanes: Mutex<HashMap<i64, Arc<Lane>>>,
-}
+impl Run for Writer {
+    type Item = Pending;
 
-impl Batcher {
-    fn lane(&self, coupon_id: i64) -> Arc<Lane> {
-        crate::app::issues::per_coupon(&self.lanes, coupon_id)
-    }
-
-    /// Writes one admitted request, possibly together with others, and returns its issued id.
-    pub async fn write(
-        &self,
-        db: &PgPool,
-        coupon_id: i64,
-        user_id: i64,
-        now: NaiveDateTime,
-    ) -> Result<Issued> {
-        let lane = self.lane(coupon_id);
-        let (tx, rx) = oneshot::channel();
-        lane.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Pending {
-                user_id,
-                now,
-                answer: tx,
-            });
-        {
-            let _turn = lane.turn.lock().await;
-            let batch = std::mem::take(&mut *lane.queue.lock().unwrap_or_else(|e| e.into_inner()));
-            // Empty when an earlier turn already wrote ours.
-            if !batch.is_empty() {
-                write_batch(db, coupon_id, batch).await;
-            }
-        }
-        rx.await.unwrap_or_else(|_| {
-            Err(ApiError::Internal(anyhow::anyhow!(
-                "issue write for coupon {coupon_id} was dropped"
-            )))
-        })
+    async fn run(&self, coupon_id: i64, group: Vec<Pending>) {
+        write_batch(&self.db, coupon_id, group).await;
     }
 }
 

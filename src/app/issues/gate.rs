@@ -1,5 +1,6 @@
-//! `redis-gate`: a Redis Lua script admits or refuses an issue request in one round trip, so
-//! only admitted requests touch PostgreSQL. The gate's state is derived from PostgreSQL: built
+//! `redis-gate`: a Redis Lua script admits or refuses issue requests, so only admitted
+//! requests touch PostgreSQL. Concurrent requests for one coupon are admitted in groups: one
+//! script run (one round trip) answers every request that queued while the previous ran. The gate's state is derived from PostgreSQL: built
 //! per coupon on first use, rebuilt when Redis comes back empty (a miss), when it expires
 //! (`issue.gate_ttl`) and whenever an app starts (a new epoch). PostgreSQL's own guards stay in
 //! place, so a stale gate can refuse too early but never issue more than the stock.
@@ -9,29 +10,44 @@ use fred::clients::Pool;
 use fred::prelude::{ClientLike, KeysInterface};
 use fred::types::scripts::Script;
 use sqlx::PgPool;
+use tokio::sync::oneshot;
 
 use crate::app::error::{ApiError, Result};
+use crate::app::issues::Issued;
+use crate::app::issues::batch::{Pending, Writer};
+use crate::app::issues::group::{Groups, Run};
 
 /// The key holding the current epoch; every gate key is named after it.
 const EPOCH_KEY: &str = "fp:gate:epoch";
 
-/// Admits or refuses: CP01 (no such coupon), CP05, CP02, CP03, CP04, in the contract's
-/// order; MISS when this coupon's state is not in Redis yet. KEYS[1] = epoch key;
-/// ARGV = coupon id, user id, now (µs).
+/// Admits or refuses a group of requests for one coupon in one run: CP01 (no such coupon),
+/// CP05, CP02, CP03, CP04, in the contract's order, or OK; a single MISS when this coupon's
+/// state is not in Redis yet. KEYS[1] = epoch key; ARGV = coupon id, then a user id and its
+/// request time (µs) per request. Answers one code per request, in order.
 pub const ADMIT_SCRIPT: &str = r#"
 local epoch = redis.call('GET', KEYS[1]) or '0'
 local base = 'fp:gate:' .. epoch .. ':' .. ARGV[1]
 local m = redis.call('HMGET', base .. ':m', 'state', 'start', 'end', 'total', 'taken')
-if not m[1] then return 'MISS' end
-if m[1] == 'NONE' then return 'CP01' end
-if redis.call('SISMEMBER', base .. ':u', ARGV[2]) == 1 then return 'CP05' end
-if m[1] == 'DISABLED' then return 'CP02' end
-local now = tonumber(ARGV[3])
-if now < tonumber(m[2]) or now >= tonumber(m[3]) then return 'CP03' end
-if tonumber(m[5]) >= tonumber(m[4]) then return 'CP04' end
-redis.call('HINCRBY', base .. ':m', 'taken', 1)
-redis.call('SADD', base .. ':u', ARGV[2])
-return 'OK'
+if not m[1] then return {'MISS'} end
+local start, stop, total, taken = tonumber(m[2]), tonumber(m[3]), tonumber(m[4]), tonumber(m[5])
+local out, admitted = {}, 0
+for i = 2, #ARGV, 2 do
+  local user, now = ARGV[i], tonumber(ARGV[i + 1])
+  local code = 'OK'
+  if m[1] == 'NONE' then code = 'CP01'
+  elseif redis.call('SISMEMBER', base .. ':u', user) == 1 then code = 'CP05'
+  elseif m[1] == 'DISABLED' then code = 'CP02'
+  elseif now < start or now >= stop then code = 'CP03'
+  elseif taken >= total then code = 'CP04'
+  else
+    taken = taken + 1
+    admitted = admitted + 1
+    redis.call('SADD', base .. ':u', user)
+  end
+  out[#out + 1] = code
+end
+if admitted > 0 then redis.call('HINCRBY', base .. ':m', 'taken', admitted) end
+return out
 "#;
 
 /// Gives a reservation back. ARGV = coupon id, user id, '1' to also forget the holder.
@@ -60,12 +76,8 @@ return 1
 /// How long "no such coupon" is remembered: a coupon created later shows up after this.
 const MISSING_TTL_SECS: u64 = 10;
 
-/// When this process last built a coupon's state; a miss within [`REBUILD_AFTER`] of a build
-/// (the burst that raced it) does not build again.
-type BuildSlot = tokio::sync::Mutex<Option<std::time::Instant>>;
-
-/// How soon after a build another miss rebuilds (Redis emptied again, say).
-const REBUILD_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
+/// The most requests one admission run takes; a bigger group runs in several.
+const MAX_GROUP: usize = 500;
 
 /// The gate's answer.
 #[derive(Debug)]
@@ -74,19 +86,36 @@ pub enum Admission {
     Admitted,
     /// Refused by the rules, without touching PostgreSQL.
     Refused(ApiError),
-    /// The coupon's state is not in Redis.
+    /// The coupon's state is not in Redis (and could not be built just now).
     Miss,
 }
 
-/// The scripts and settings of the gate.
+/// What a waiting request is told.
+type Answer = Result<Admission, fred::error::Error>;
+
+/// One request waiting for admission.
+pub struct Waiting {
+    user_id: i64,
+    now: NaiveDateTime,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// The gate: admission groups per coupon in front of Redis, write groups per coupon in
+/// front of PostgreSQL, and the release of reservations PostgreSQL did not write.
 pub struct Gate {
-    /// One build at a time per coupon in this process: a burst of misses builds once.
-    building: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<BuildSlot>>>,
-    /// Admitted requests' writes, grouped per coupon.
-    pub batcher: crate::app::issues::batch::Batcher,
+    admissions: Groups<Admitter>,
+    writes: Groups<Writer>,
     redis: Pool,
-    admit: Script,
     release: Script,
+}
+
+/// Runs admission groups: one script run per group, building the coupon's state first when
+/// Redis does not have it. Groups of one coupon run one after another, so a burst of misses
+/// builds once per process.
+pub struct Admitter {
+    redis: Pool,
+    db: PgPool,
+    admit: Script,
     build: Script,
     ttl_secs: u64,
 }
@@ -98,15 +127,18 @@ fn micros(t: NaiveDateTime) -> i64 {
 
 impl Gate {
     /// Makes the gate; call [`Gate::new_epoch`] at start.
-    pub fn new(redis: Pool, ttl: std::time::Duration) -> Self {
+    pub fn new(redis: Pool, db: PgPool, ttl: std::time::Duration) -> Self {
         Gate {
-            building: std::sync::Mutex::default(),
-            batcher: crate::app::issues::batch::Batcher::default(),
+            admissions: Groups::new(Admitter {
+                redis: redis.clone(),
+                db: db.clone(),
+                admit: Script::from_lua(ADMIT_SCRIPT),
+                build: Script::from_lua(BUILD),
+                ttl_secs: ttl.as_secs().max(1),
+            }),
+            writes: Groups::new(Writer { db }),
             redis,
-            admit: Script::from_lua(ADMIT_SCRIPT),
             release: Script::from_lua(RELEASE),
-            build: Script::from_lua(BUILD),
-            ttl_secs: ttl.as_secs().max(1),
         }
     }
 
@@ -118,8 +150,9 @@ impl Gate {
     /// Starts a new epoch: state left by an earlier run (reservations of a killed app
     /// included) is abandoned, to expire, and rebuilt from PostgreSQL on use.
     pub async fn new_epoch(&self) -> Result<i64, fred::error::Error> {
+        let admitter = self.admissions.runner();
         // Loaded now, so a first burst does not meet NOSCRIPT on every request.
-        for script in [&self.admit, &self.release, &self.build] {
+        for script in [&admitter.admit, &admitter.build, &self.release] {
             for client in self.redis.clients() {
                 script.load(client).await?;
             }
@@ -132,33 +165,36 @@ impl Gate {
         Ok(epoch)
     }
 
-    /// Runs the admission script.
-    pub async fn admit(
-        &self,
-        coupon_id: i64,
-        user_id: i64,
-        now: NaiveDateTime,
-    ) -> Result<Admission, fred::error::Error> {
-        let answer: String = self
-            .admit
-            .evalsha_with_reload(
-                self.redis.next(),
-                vec![EPOCH_KEY],
-                vec![
-                    coupon_id.to_string(),
-                    user_id.to_string(),
-                    micros(now).to_string(),
-                ],
-            )
-            .await?;
-        Ok(match answer.as_str() {
-            "OK" => Admission::Admitted,
-            "MISS" => Admission::Miss,
-            "CP01" => Admission::Refused(ApiError::CouponNotFound),
-            "CP05" => Admission::Refused(ApiError::AlreadyIssued),
-            "CP02" => Admission::Refused(ApiError::CouponDisabled),
-            "CP03" => Admission::Refused(ApiError::OutOfPeriod),
-            _ => Admission::Refused(ApiError::SoldOut),
+    /// Admits or refuses one request, in a group with the coupon's other waiting requests.
+    pub async fn admit(&self, coupon_id: i64, user_id: i64, now: NaiveDateTime) -> Answer {
+        let (answer, rx) = oneshot::channel();
+        self.admissions.submit(
+            coupon_id,
+            Waiting {
+                user_id,
+                now,
+                answer,
+            },
+        );
+        rx.await.unwrap_or(Ok(Admission::Miss))
+    }
+
+    /// Writes an admitted request to PostgreSQL, in a group with the coupon's other admitted
+    /// requests, and returns the issued row.
+    pub async fn write(&self, coupon_id: i64, user_id: i64, now: NaiveDateTime) -> Result<Issued> {
+        let (answer, rx) = oneshot::channel();
+        self.writes.submit(
+            coupon_id,
+            Pending {
+                user_id,
+                now,
+                answer,
+            },
+        );
+        rx.await.unwrap_or_else(|_| {
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "issue write for coupon {coupon_id} was dropped"
+            )))
         })
     }
 
@@ -179,41 +215,78 @@ impl Gate {
             tracing::warn!(coupon_id, error = %e, "redis gate: failed to release a reservation");
         }
     }
+}
 
-    /// Admits, building the coupon's state first when Redis does not have it. Of a burst of
-    /// misses on one coupon, one request builds; the others wait for it, then admit in parallel.
-    pub async fn admit_or_build(
-        &self,
-        db: &PgPool,
-        coupon_id: i64,
-        user_id: i64,
-        now: NaiveDateTime,
-    ) -> Result<Result<Admission, fred::error::Error>> {
-        let first = self.admit(coupon_id, user_id, now).await;
-        if !matches!(first, Ok(Admission::Miss)) {
-            return Ok(first);
+impl Run for Admitter {
+    type Item = Waiting;
+
+    async fn run(&self, coupon_id: i64, mut group: Vec<Waiting>) {
+        while !group.is_empty() {
+            let rest = group.split_off(group.len().min(MAX_GROUP));
+            self.admit_group(coupon_id, group).await;
+            group = rest;
         }
-        let lock = crate::app::issues::per_coupon(&self.building, coupon_id);
-        {
-            let mut last_build = lock.lock().await;
-            // A build that finished after this request missed covers it too.
-            let fresh = last_build.is_some_and(|t: std::time::Instant| t.elapsed() < REBUILD_AFTER);
-            if !fresh {
-                self.build(db, coupon_id).await?;
-                *last_build = Some(std::time::Instant::now());
+    }
+}
+
+impl Admitter {
+    /// Runs the script for a group (building first on a miss) and answers each request.
+    async fn admit_group(&self, coupon_id: i64, group: Vec<Waiting>) {
+        let mut codes = self.eval(coupon_id, &group).await;
+        if matches!(&codes, Ok(c) if c.first().is_some_and(|c| c == "MISS")) {
+            codes = match self.build(coupon_id).await {
+                Ok(()) => self.eval(coupon_id, &group).await,
+                Err(e) => {
+                    // Each request then lets PostgreSQL decide, which answers its own error.
+                    tracing::warn!(coupon_id, error = %e, "redis gate: failed to build");
+                    Ok(Vec::new())
+                }
+            };
+        }
+        match codes {
+            Ok(codes) if codes.len() == group.len() => {
+                for (waiting, code) in group.into_iter().zip(codes) {
+                    let _ = waiting.answer.send(Ok(admission(&code)));
+                }
+            }
+            // A miss again (emptied meanwhile) or a build that failed: PostgreSQL decides.
+            Ok(_) => {
+                for waiting in group {
+                    let _ = waiting.answer.send(Ok(Admission::Miss));
+                }
+            }
+            Err(e) => {
+                for waiting in group {
+                    let _ = waiting.answer.send(Err(e.clone()));
+                }
             }
         }
-        Ok(self.admit(coupon_id, user_id, now).await)
+    }
+
+    async fn eval(
+        &self,
+        coupon_id: i64,
+        group: &[Waiting],
+    ) -> Result<Vec<String>, fred::error::Error> {
+        let mut args = Vec::with_capacity(1 + 2 * group.len());
+        args.push(coupon_id.to_string());
+        for w in group {
+            args.push(w.user_id.to_string());
+            args.push(micros(w.now).to_string());
+        }
+        self.admit
+            .evalsha_with_reload(self.redis.next(), vec![EPOCH_KEY], args)
+            .await
     }
 
     /// Builds one coupon's state from PostgreSQL (stock, period, status and holders).
-    async fn build(&self, db: &PgPool, coupon_id: i64) -> Result<()> {
+    async fn build(&self, coupon_id: i64) -> Result<()> {
         type Row = (String, NaiveDateTime, NaiveDateTime, i32, i32);
         let row: Option<Row> = sqlx::query_as(
             "select use_status, start_at, end_at, total_quantity, issued_quantity from tb_coupon where id = $1",
         )
         .bind(coupon_id)
-        .fetch_optional(db)
+        .fetch_optional(&self.db)
         .await?;
         let mut args = vec![coupon_id.to_string()];
         match row {
@@ -229,7 +302,7 @@ impl Gate {
                 let holders: Vec<i64> =
                     sqlx::query_scalar("select user_id from tb_issued_coupon where coupon_id = $1")
                         .bind(coupon_id)
-                        .fetch_all(db)
+                        .fetch_all(&self.db)
                         .await?;
                 args.extend([
                     self.ttl_secs.to_string(),
@@ -254,5 +327,18 @@ impl Gate {
             tracing::debug!(coupon_id, "redis gate: built from postgres");
         }
         Ok(())
+    }
+}
+
+/// The script's code as the gate's answer.
+fn admission(code: &str) -> Admission {
+    match code {
+        "OK" => Admission::Admitted,
+        "CP01" => Admission::Refused(ApiError::CouponNotFound),
+        "CP05" => Admission::Refused(ApiError::AlreadyIssued),
+        "CP02" => Admission::Refused(ApiError::CouponDisabled),
+        "CP03" => Admission::Refused(ApiError::OutOfPeriod),
+        "CP04" => Admission::Refused(ApiError::SoldOut),
+        _ => Admission::Miss,
     }
 }

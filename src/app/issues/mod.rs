@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod db;
 pub mod gate;
+pub mod group;
 
 use axum::extract::State;
 use axum::routing::post;
@@ -19,19 +20,6 @@ use crate::app::issues::gate::Admission;
 use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::config::{IssueStrategy, RedisDown};
-
-/// Per-coupon shared state (a build slot, a write lane), created on first use. Past 10,000
-/// coupons, the ones nobody holds right now are forgotten.
-pub(crate) fn per_coupon<T: Default>(
-    map: &std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<T>>>,
-    coupon_id: i64,
-) -> std::sync::Arc<T> {
-    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
-    if map.len() > 10_000 {
-        map.retain(|_, held| std::sync::Arc::strong_count(held) > 1);
-    }
-    map.entry(coupon_id).or_default().clone()
-}
 
 /// A written issue: the new row's id, and whether this write took the coupon's last unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +97,9 @@ async fn issue_gated(
     let Some(gate) = state.gate.as_ref().filter(|g| g.is_up()) else {
         return without_redis(state, coupon_id, user_id, now).await;
     };
-    match gate
-        .admit_or_build(&state.db, coupon_id, user_id, now)
-        .await?
-    {
+    match gate.admit(coupon_id, user_id, now).await {
         Ok(Admission::Admitted) => {
-            let written = gate.batcher.write(&state.db, coupon_id, user_id, now).await;
+            let written = gate.write(coupon_id, user_id, now).await;
             match &written {
                 Ok(_) => {}
                 // PostgreSQL knows this user holds it: keep the holder, return the unit.
@@ -124,7 +109,8 @@ async fn issue_gated(
             written
         }
         Ok(Admission::Refused(err)) => Err(err),
-        // Built just now and gone again (expired, flushed): let PostgreSQL decide.
+        // Not in Redis even after a build (expired, flushed, or the build failed): let
+        // PostgreSQL decide.
         Ok(Admission::Miss) => db::issue_atomic(&state.db, coupon_id, user_id, now).await,
         Err(e) => {
             tracing::warn!(error = %e, "redis gate: redis failed");

@@ -2,7 +2,9 @@
 //!
 //! 1. Same fixed-response upstream (one nginx worker returning a small JSON), same wrk
 //!    settings, 2 nginx workers vs 2 pingora threads, access logs off on both, upstream
-//!    keepalive on both: req/s, p50/p99, RSS after the run.
+//!    keepalive on both: req/s, p50/p99, RSS after the run. A third row is pingora alone:
+//!    this benchmark re-run as the smallest pingora proxy (one fixed peer, no filters, same
+//!    server settings), which shows what pingora itself costs before any of our code.
 //! 2. The real API (`GET /api/v1/coupons/{id}`): `--role proxy+app` in one process vs
 //!    `--role proxy` in front of `--role app` (two processes).
 //!
@@ -12,10 +14,10 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 mod common;
-use common::{SECRET, rss_kib_tree, run_wrk, start_nginx, start_nginx_with};
+use common::{SECRET, rss_kib_tree, run_wrk, start_nginx, start_nginx_with, status_kib_tree};
 
 /// A `fastpick` process of this benchmark, stopped when dropped.
 struct Fastpick(Child);
@@ -38,7 +40,21 @@ fn start_fastpick(role: &str, env: &[(&str, String)], url: &str) -> anyhow::Resu
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .spawn()?;
-    let proc = Fastpick(child);
+    wait_ok(Fastpick(child), url)
+}
+
+/// Starts this benchmark again as the bare pingora proxy; waits until `url` answers 200.
+fn start_bare(listen: &str, upstream: &str, url: &str) -> anyhow::Result<Fastpick> {
+    let child = Command::new(std::env::current_exe()?)
+        .env(BARE_ENV, format!("{listen},{upstream}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    wait_ok(Fastpick(child), url)
+}
+
+/// Waits until `url` answers 200, for at most 30 s.
+fn wait_ok(proc: Fastpick, url: &str) -> anyhow::Result<Fastpick> {
     let start = Instant::now();
     loop {
         let ok = Command::new("curl")
@@ -49,7 +65,7 @@ fn start_fastpick(role: &str, env: &[(&str, String)], url: &str) -> anyhow::Resu
             return Ok(proc);
         }
         if start.elapsed() > Duration::from_secs(30) {
-            bail!("{role} did not answer {url}");
+            bail!("no 200 from {url} within 30 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -61,6 +77,8 @@ struct Row {
     p50: f64,
     p99: f64,
     rss_mib: f64,
+    /// Private (anonymous) part of the RSS: the rest is the binaries' pages.
+    anon_mib: f64,
 }
 
 fn measure(name: &str, url: &str, pids: &[u32], conns: u32, secs: u32) -> anyhow::Result<Row> {
@@ -68,27 +86,67 @@ fn measure(name: &str, url: &str, pids: &[u32], conns: u32, secs: u32) -> anyhow
     run_wrk(url, conns, 2)?;
     let (rps, p50, p99) = run_wrk(url, conns, secs)?;
     let rss_kib: u64 = pids.iter().map(|p| rss_kib_tree(*p)).sum();
+    let anon_kib: u64 = pids.iter().map(|p| status_kib_tree(*p, "RssAnon:")).sum();
     Ok(Row {
         name: name.to_owned(),
         rps,
         p50,
         p99,
         rss_mib: rss_kib as f64 / 1024.0,
+        anon_mib: anon_kib as f64 / 1024.0,
     })
 }
 
 fn print(rows: &[Row]) {
-    println!("| | req/s | p50 ms | p99 ms | RSS MiB |");
-    println!("|---|---|---|---|---|");
+    println!("| | req/s | p50 ms | p99 ms | RSS MiB | of it anonymous MiB |");
+    println!("|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.1} |",
-            r.name, r.rps, r.p50, r.p99, r.rss_mib
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            r.name, r.rps, r.p50, r.p99, r.rss_mib, r.anon_mib
         );
     }
 }
 
+/// Set (to `listen,upstream`) when this benchmark runs itself as the bare pingora proxy.
+const BARE_ENV: &str = "FASTPICK_BENCH_BARE_PINGORA";
+
+/// The smallest pingora proxy: every request to one upstream, nothing else.
+struct Bare(pingora::upstreams::peer::HttpPeer);
+
+#[async_trait::async_trait]
+impl pingora::proxy::ProxyHttp for Bare {
+    type CTX = ();
+    fn new_ctx(&self) {}
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+    async fn upstream_peer(
+        &self,
+        _session: &mut pingora::proxy::Session,
+        _ctx: &mut (),
+    ) -> pingora::Result<Box<pingora::upstreams::peer::HttpPeer>> {
+        Ok(Box::new(self.0.clone()))
+    }
+}
+
+/// Runs the bare proxy until killed (in the re-executed benchmark process).
+fn run_bare(spec: &str) -> anyhow::Result<()> {
+    let (listen, upstream) = spec.split_once(',').context("listen,upstream")?;
+    let conf = pingora::server::configuration::ServerConf {
+        threads: 2,
+        ..Default::default()
+    };
+    let mut server = pingora::server::Server::new_with_opt_and_conf(None, conf);
+    let peer = pingora::upstreams::peer::HttpPeer::new(upstream, false, String::new());
+    let mut service = pingora::proxy::http_proxy_service(&server.configuration, Bare(peer));
+    service.add_tcp(listen);
+    server.add_service(service);
+    server.run_forever()
+}
+
 fn main() -> anyhow::Result<()> {
+    if let Ok(spec) = std::env::var(BARE_ENV) {
+        return run_bare(&spec);
+    }
     let conns: u32 = common::env_or("BENCH_CONNS", 64);
     let secs: u32 = common::env_or("BENCH_SECONDS", 10);
     let port = || fastpick::local::free_port();
@@ -134,19 +192,39 @@ fn main() -> anyhow::Result<()> {
         conns,
         secs,
     )?;
-    drop((proxy, nginx));
+    let bare_port = port()?;
+    let bare = start_bare(
+        &format!("127.0.0.1:{bare_port}"),
+        &format!("127.0.0.1:{upstream_port}"),
+        &format!("http://127.0.0.1:{bare_port}/api/x"),
+    )?;
+    let bare_row = measure(
+        "pingora alone (smallest proxy, 2 threads)",
+        &format!("http://127.0.0.1:{bare_port}/api/x"),
+        &[bare.0.id()],
+        conns,
+        secs,
+    )?;
+    drop((proxy, nginx, bare));
     println!(
         "\nreverse proxy over a fixed-response upstream (nginx, 1 worker): wrk -t2 -c{conns} -d{secs}s, 2 shared cores\n"
     );
-    let ratio = (
-        ours_row.rps / nginx_row.rps,
-        ours_row.p99 / nginx_row.p99,
-        ours_row.rss_mib / nginx_row.rss_mib,
-    );
-    print(&[nginx_row, ours_row]);
+    let ratios = |row: &Row| {
+        (
+            row.rps / nginx_row.rps,
+            row.p99 / nginx_row.p99,
+            row.rss_mib / nginx_row.rss_mib,
+        )
+    };
+    let (ours, bare) = (ratios(&ours_row), ratios(&bare_row));
+    print(&[nginx_row, ours_row, bare_row]);
     println!(
         "\nfastpick / nginx: req/s {:.2}x (goal >= 1.0), p99 {:.2}x (goal <= 1.2), RSS {:.2}x (goal <= 1.0)",
-        ratio.0, ratio.1, ratio.2
+        ours.0, ours.1, ours.2
+    );
+    println!(
+        "pingora alone / nginx: req/s {:.2}x, p99 {:.2}x, RSS {:.2}x",
+        bare.0, bare.1, bare.2
     );
 
     // 2. The real API: one process vs two.

@@ -120,12 +120,18 @@ pub fn start_nginx(port: u16) -> anyhow::Result<Nginx> {
 
 /// Resident memory of a process and its children (nginx's workers), in KiB.
 pub fn rss_kib_tree(pid: u32) -> u64 {
+    status_kib_tree(pid, "VmRSS:")
+}
+
+/// A memory line of /proc/PID/status (`VmRSS:`, `RssAnon:`) summed over a process and its
+/// children, in KiB.
+pub fn status_kib_tree(pid: u32, field: &str) -> u64 {
     let rss = |pid: &str| {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
             .and_then(|s| {
                 s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .find_map(|l| l.strip_prefix(field))
                     .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
             })
             .unwrap_or(0)

@@ -100,7 +100,15 @@ fn gzip(data: &[u8]) -> Option<Bytes> {
 fn brotli(data: &[u8]) -> Option<Bytes> {
     let mut out = Vec::new();
     {
-        let mut enc = brotli::CompressorWriter::new(&mut out, 4096, 11, 22);
+        // A window no larger than the file (brotli's least is 2^10): the encoder's memory
+        // follows the window, and a 4 MiB one for a 1 KiB file would stay with the process.
+        let window = data
+            .len()
+            .max(1024)
+            .next_power_of_two()
+            .trailing_zeros()
+            .min(22);
+        let mut enc = brotli::CompressorWriter::new(&mut out, 4096, 11, window);
         enc.write_all(data).ok()?;
     }
     Some(Bytes::from(out))

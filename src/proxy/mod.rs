@@ -151,6 +151,9 @@ pub fn run(settings: Settings, roles: &RoleSet, process: Process) -> anyhow::Res
     let with_app = roles.contains(Role::App);
     let conf = ServerConf {
         threads: cfg.threads.max(1),
+        // One runtime per thread, each keeping its connections (nginx's worker model): no
+        // task stealing between threads, measured 10-20% more requests per second here.
+        work_stealing: false,
         // pingora waits this long after SIGTERM before stopping its runtimes (default 300 s).
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(settings.app.shutdown_grace.as_secs().max(1)),
@@ -220,7 +223,16 @@ pub fn run(settings: Settings, roles: &RoleSet, process: Process) -> anyhow::Res
         metrics,
     };
     let mut service = Service::new("proxy".to_owned(), app);
-    service.add_tcp(&cfg.listen.to_string());
+    // Unbuffered reads: pingora's default is a 64 KiB buffer per client connection, zeroed
+    // and so resident (4 MiB at 64 connections); request heads are read into their own
+    // buffer either way. Writes keep their small buffer (head and body in one send).
+    let reads = pingora::listeners::L4BufferSettings {
+        read: Some(0),
+        write: None,
+    };
+    service.add_listener(
+        pingora::listeners::ListenerConfig::tcp(cfg.listen.to_string()).l4_buffer(reads),
+    );
     let proxy = server.add_service(service);
     proxy.add_dependency(&bootstrap);
     if let Some(app) = in_process_app {

@@ -53,10 +53,34 @@ impl<R: Run> Groups<R> {
         if start {
             let (runner, lanes) = (self.runner.clone(), self.lanes.clone());
             tokio::spawn(async move {
+                let mut unwedge = Unwedge {
+                    lanes: lanes.clone(),
+                    coupon_id,
+                    finished: false,
+                };
                 while let Some(group) = next_group(&lanes, coupon_id) {
                     runner.run(coupon_id, group).await;
                 }
+                unwedge.finished = true;
             });
+        }
+    }
+}
+
+/// Forgets the lane of a drain that did not finish (it panicked), answering its queue by
+/// dropping it (each waiter then sees a closed channel), so the coupon's next request starts
+/// a new drain instead of waiting behind a dead one.
+struct Unwedge<T> {
+    lanes: Arc<Mutex<HashMap<i64, Lane<T>>>>,
+    coupon_id: i64,
+    finished: bool,
+}
+
+impl<T> Drop for Unwedge<T> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
+            lanes.remove(&self.coupon_id);
         }
     }
 }
@@ -99,6 +123,40 @@ mod tests {
                 let _ = answer.send(n * 10);
             }
         }
+    }
+
+    /// Panics on item 0, answers the others.
+    struct Fragile;
+
+    impl Run for Fragile {
+        type Item = (u32, oneshot::Sender<u32>);
+        async fn run(&self, _coupon_id: i64, group: Vec<Self::Item>) {
+            for (n, answer) in group {
+                assert!(n != 0, "the fragile runner fails on item 0");
+                let _ = answer.send(n);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_run_does_not_wedge_its_coupon() {
+        let groups = Groups::new(Fragile);
+        let (tx, rx) = oneshot::channel();
+        groups.submit(3, (0, tx));
+        assert!(
+            rx.await.is_err(),
+            "the waiter of a failed run sees a closed channel"
+        );
+        let (tx, rx) = oneshot::channel();
+        groups.submit(3, (5, tx));
+        // Bounded: a wedged lane would never answer.
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(5), rx).await;
+        assert_eq!(
+            answer
+                .expect("answered in time")
+                .expect("a new drain answers"),
+            5
+        );
     }
 
     #[tokio::test]

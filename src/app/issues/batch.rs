@@ -1,8 +1,8 @@
 //! Group commit for `redis-gate`: admitted requests for one coupon queue up, and the coupon's
-//! drain writes everything queued in one statement. Under a burst, a handful
-//! of statements replace a hundred backends queueing on the coupon's row lock; alone, a request
-//! is a batch of one. Any batch failure falls back to one `db-atomic` write per request, which
-//! gives each its own exact answer.
+//! drain ([`crate::app::issues::group`]) writes everything queued in one statement. Under a
+//! burst, a handful of statements replace a hundred backends queueing on the coupon's row
+//! lock; alone, a request is a batch of one. Any batch failure falls back to one `db-atomic`
+//! write per request, which gives each its own exact answer.
 
 use std::collections::HashMap;
 

@@ -1,9 +1,11 @@
 //! `redis-gate`: a Redis Lua script admits or refuses issue requests, so only admitted
 //! requests touch PostgreSQL. Concurrent requests for one coupon are admitted in groups: one
-//! script run (one round trip) answers every request that queued while the previous ran. The gate's state is derived from PostgreSQL: built
-//! per coupon on first use, rebuilt when Redis comes back empty (a miss), when it expires
-//! (`issue.gate_ttl`) and whenever an app starts (a new epoch). PostgreSQL's own guards stay in
-//! place, so a stale gate can refuse too early but never issue more than the stock.
+//! script run (one round trip) answers every request that queued while the previous ran.
+//!
+//! The gate's state is derived from PostgreSQL: built per coupon on first use, rebuilt when
+//! Redis comes back empty (a miss), when it expires (`issue.gate_ttl`) and whenever an app
+//! starts (a new epoch). PostgreSQL's own guards stay in place, so a stale gate can refuse too
+//! early but never issue more than the stock.
 
 use chrono::NaiveDateTime;
 use fred::clients::Pool;

@@ -93,37 +93,60 @@ impl InProcessApp {
 #[async_trait]
 impl BackgroundService for InProcessApp {
     /// Ready (so the proxy starts accepting) once the app listens on its socket.
+    ///
+    /// The app gets a work-stealing runtime of its own, as `--role app` has: pingora runs a
+    /// background service on one thread, and the proxy's per-thread runtimes keep every task
+    /// on the thread that spawned it. Built here, after pingora daemonizes.
     async fn start_with_ready_notifier(
         &self,
         shutdown: ShutdownWatch,
         ready: ServiceReadyNotifier,
     ) {
-        let state = match crate::app::build_state(&self.settings).await {
-            Ok(state) => state,
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("fastpick-app")
+            .build()
+        {
+            Ok(runtime) => runtime,
             Err(e) => {
                 // A proxy without its app would answer 502 forever: stop instead.
-                tracing::error!(error = %e, "in-process app failed to start");
+                tracing::error!(error = %e, "in-process app failed to start its runtime");
                 std::process::exit(1);
             }
         };
-        let _ = std::fs::remove_file(&self.socket);
-        let listener = match tokio::net::UnixListener::bind(&self.socket) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, socket = %self.socket.display(), "in-process app failed to bind");
-                std::process::exit(1);
-            }
-        };
-        ready.notify_ready();
-        let stop = Self::stopped(
-            shutdown,
+        let (settings, socket, proxy) = (
+            self.settings.clone(),
+            self.socket.clone(),
             self.proxy.clone(),
-            self.settings.app.shutdown_grace,
         );
-        if let Err(e) = crate::app::serve(&self.settings, state, listener, stop).await {
-            tracing::error!(error = %e, "in-process app failed");
+        let app = runtime.spawn(async move {
+            let state = match crate::app::build_state(&settings).await {
+                Ok(state) => state,
+                Err(e) => {
+                    tracing::error!(error = %e, "in-process app failed to start");
+                    std::process::exit(1);
+                }
+            };
+            let _ = std::fs::remove_file(&socket);
+            let listener = match tokio::net::UnixListener::bind(&socket) {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, socket = %socket.display(), "in-process app failed to bind");
+                    std::process::exit(1);
+                }
+            };
+            ready.notify_ready();
+            let stop = Self::stopped(shutdown, proxy, settings.app.shutdown_grace);
+            if let Err(e) = crate::app::serve(&settings, state, listener, stop).await {
+                tracing::error!(error = %e, "in-process app failed");
+            }
+            let _ = std::fs::remove_file(&socket);
+        });
+        if let Err(e) = app.await {
+            tracing::error!(error = %e, "in-process app stopped abnormally");
         }
-        let _ = std::fs::remove_file(&self.socket);
+        // Not dropped in place: dropping a runtime blocks, which an async context may not.
+        runtime.shutdown_background();
     }
 }
 

@@ -8,18 +8,13 @@ use std::collections::HashMap;
 
 use chrono::NaiveDateTime;
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 
 use crate::app::error::{ApiError, Result};
-use crate::app::issues::group::Run;
+use crate::app::issues::group::{Request, Run};
 use crate::app::issues::{Issued, db};
 
 /// One admitted request waiting for its write.
-pub struct Pending {
-    pub user_id: i64,
-    pub now: NaiveDateTime,
-    pub answer: oneshot::Sender<Result<Issued>>,
-}
+type Pending = Request<Result<Issued>>;
 
 /// Runs write groups.
 pub struct Writer {
@@ -27,7 +22,7 @@ pub struct Writer {
 }
 
 impl Run for Writer {
-    type Item = Pending;
+    type Answer = Result<Issued>;
 
     async fn run(&self, coupon_id: i64, group: Vec<Pending>) {
         write_batch(&self.db, coupon_id, group).await;

@@ -12,12 +12,11 @@ use fred::clients::Pool;
 use fred::prelude::{ClientLike, KeysInterface};
 use fred::types::scripts::Script;
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 
 use crate::app::error::{ApiError, Result};
 use crate::app::issues::Issued;
-use crate::app::issues::batch::{Pending, Writer};
-use crate::app::issues::group::{Groups, Run};
+use crate::app::issues::batch::Writer;
+use crate::app::issues::group::{Groups, Request, Run};
 
 /// The key holding the current epoch; every gate key is named after it.
 const EPOCH_KEY: &str = "fp:gate:epoch";
@@ -95,13 +94,6 @@ pub enum Admission {
 /// What a waiting request is told.
 type Answer = Result<Admission, fred::error::Error>;
 
-/// One request waiting for admission.
-pub struct Waiting {
-    user_id: i64,
-    now: NaiveDateTime,
-    answer: oneshot::Sender<Answer>,
-}
-
 /// The gate: admission groups per coupon in front of Redis, write groups per coupon in
 /// front of PostgreSQL, and the release of reservations PostgreSQL did not write.
 pub struct Gate {
@@ -167,33 +159,18 @@ impl Gate {
         Ok(epoch)
     }
 
-    /// Admits or refuses one request, in a group with the coupon's other waiting requests.
+    /// Admits or refuses one request, in a group with the coupon's other waiting requests;
+    /// a run that failed without answering counts as a miss (PostgreSQL decides).
     pub async fn admit(&self, coupon_id: i64, user_id: i64, now: NaiveDateTime) -> Answer {
-        let (answer, rx) = oneshot::channel();
-        self.admissions.submit(
-            coupon_id,
-            Waiting {
-                user_id,
-                now,
-                answer,
-            },
-        );
-        rx.await.unwrap_or(Ok(Admission::Miss))
+        let answer = self.admissions.ask(coupon_id, user_id, now).await;
+        answer.unwrap_or(Ok(Admission::Miss))
     }
 
     /// Writes an admitted request to PostgreSQL, in a group with the coupon's other admitted
     /// requests, and returns the issued row.
     pub async fn write(&self, coupon_id: i64, user_id: i64, now: NaiveDateTime) -> Result<Issued> {
-        let (answer, rx) = oneshot::channel();
-        self.writes.submit(
-            coupon_id,
-            Pending {
-                user_id,
-                now,
-                answer,
-            },
-        );
-        rx.await.unwrap_or_else(|_| {
+        let written = self.writes.ask(coupon_id, user_id, now).await;
+        written.unwrap_or_else(|| {
             Err(ApiError::Internal(anyhow::anyhow!(
                 "issue write for coupon {coupon_id} was dropped"
             )))
@@ -220,9 +197,9 @@ impl Gate {
 }
 
 impl Run for Admitter {
-    type Item = Waiting;
+    type Answer = Answer;
 
-    async fn run(&self, coupon_id: i64, mut group: Vec<Waiting>) {
+    async fn run(&self, coupon_id: i64, mut group: Vec<Request<Answer>>) {
         while !group.is_empty() {
             let rest = group.split_off(group.len().min(MAX_GROUP));
             self.admit_group(coupon_id, group).await;
@@ -233,7 +210,7 @@ impl Run for Admitter {
 
 impl Admitter {
     /// Runs the script for a group (building first on a miss) and answers each request.
-    async fn admit_group(&self, coupon_id: i64, group: Vec<Waiting>) {
+    async fn admit_group(&self, coupon_id: i64, group: Vec<Request<Answer>>) {
         let mut codes = self.eval(coupon_id, &group).await;
         if matches!(&codes, Ok(c) if c.first().is_some_and(|c| c == "MISS")) {
             codes = match self.build(coupon_id).await {
@@ -268,7 +245,7 @@ impl Admitter {
     async fn eval(
         &self,
         coupon_id: i64,
-        group: &[Waiting],
+        group: &[Request<Answer>],
     ) -> Result<Vec<String>, fred::error::Error> {
         let mut args = Vec::with_capacity(1 + 2 * group.len());
         args.push(coupon_id.to_string());

@@ -8,12 +8,14 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::error::{ErrorBody, FieldError, Result};
-use crate::app::extract::{AdminUser, ApiJson, Validate};
-use crate::app::response::{Envelope, ok};
+use crate::app::auth::AdminUser;
+use crate::app::error::Result;
+use crate::app::extract::{ApiJson, Validate};
 use crate::app::state::AppState;
 use crate::app::validate::Rules;
 use crate::domain::extract_keywords;
+use crate::envelope::{Envelope, ok};
+use crate::envelope::{ErrorBody, FieldError};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {

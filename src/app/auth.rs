@@ -1,6 +1,9 @@
 //! Sign-up, login and refresh-token rotation under /api/v1/auth (API.md 2.1, 2.2, change 5).
 
-use axum::extract::State;
+use axum::extract::{FromRef, FromRequestParts, State};
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::NaiveDateTime;
@@ -10,9 +13,9 @@ use utoipa::ToSchema;
 
 use crate::app::error::{ApiError, Result};
 use crate::app::extract::{ApiJson, Validate};
-use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::app::validate::{NUL_REASON, Rules, is_email};
+use crate::envelope::{Envelope, ok};
 use crate::password;
 use crate::token::TokenKind;
 
@@ -84,7 +87,7 @@ fn check_email(rules: &mut Rules, email: &Option<String>) {
 }
 
 impl Validate for SignupRequest {
-    fn validate(&self) -> Vec<crate::app::error::FieldError> {
+    fn validate(&self) -> Vec<crate::envelope::FieldError> {
         let mut rules = Rules::new();
         check_email(&mut rules, &self.email);
         match self.password.as_deref() {
@@ -106,7 +109,7 @@ impl Validate for SignupRequest {
 }
 
 impl Validate for LoginRequest {
-    fn validate(&self) -> Vec<crate::app::error::FieldError> {
+    fn validate(&self) -> Vec<crate::envelope::FieldError> {
         let mut rules = Rules::new();
         check_email(&mut rules, &self.email);
         if self.password.as_deref().is_none_or(|p| p.trim().is_empty()) {
@@ -117,7 +120,7 @@ impl Validate for LoginRequest {
 }
 
 impl Validate for RefreshRequest {
-    fn validate(&self) -> Vec<crate::app::error::FieldError> {
+    fn validate(&self) -> Vec<crate::envelope::FieldError> {
         let mut rules = Rules::new();
         if self
             .refresh_token
@@ -141,8 +144,8 @@ struct UserRow {
 
 // POST /api/v1/auth/signup
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
-    responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody, description = "C001 invalid input, C002 wrong type"),
-        (status = 409, body = crate::app::error::ErrorBody, description = "U002 e-mail taken"), (status = 415, body = crate::app::error::ErrorBody)))]
+    responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::envelope::ErrorBody, description = "C001 invalid input, C002 wrong type"),
+        (status = 409, body = crate::envelope::ErrorBody, description = "U002 e-mail taken"), (status = 415, body = crate::envelope::ErrorBody)))]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn signup(
     State(state): State<AppState>,
@@ -184,8 +187,8 @@ async fn signup(
 
 // POST /api/v1/auth/login
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody),
-        (status = 401, body = crate::app::error::ErrorBody, description = "A003 wrong e-mail or password")))]
+    responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::envelope::ErrorBody),
+        (status = 401, body = crate::envelope::ErrorBody, description = "A003 wrong e-mail or password")))]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn login(
     State(state): State<AppState>,
@@ -217,8 +220,8 @@ async fn login(
 // POST /api/v1/auth/refresh
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     description = "Exchanges a refresh token for a new pair; the old refresh token stops working (rotation).",
-    responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::app::error::ErrorBody),
-        (status = 401, body = crate::app::error::ErrorBody, description = "A001 invalid or already used, A002 expired")))]
+    responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::envelope::ErrorBody),
+        (status = 401, body = crate::envelope::ErrorBody, description = "A001 invalid or already used, A002 expired")))]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn refresh(
     State(state): State<AppState>,
@@ -275,4 +278,107 @@ async fn issue_tokens(
             name: user.name,
         },
     })
+}
+
+/// The user behind a valid access token. Tokens carry the user id, so no lookup is needed;
+/// a token without one (older ones) is resolved by its e-mail. A deleted user's token stays
+/// valid until it expires, and writes for it fail on the foreign key (401 A001).
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: i64,
+    pub email: String,
+}
+
+/// Returns the token of an `Authorization: Bearer <token>` header; any other form is absent.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .filter(|t| !t.is_empty())
+}
+
+/// Verifies the bearer access token of a request.
+fn access_claims(parts: &Parts, state: &AppState) -> Result<crate::token::Claims, ApiError> {
+    let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthenticated)?;
+    Ok(state.tokens.verify(token, TokenKind::Access)?)
+}
+
+/// Looks a token's user up by e-mail: (id, role).
+async fn lookup(state: &AppState, email: &str) -> Result<(i64, String), ApiError> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("select id, role from tb_user where email = $1")
+            .bind(email)
+            .fetch_optional(&state.db)
+            .await?;
+    // A valid token for a user that no longer exists is not a valid identity.
+    row.ok_or(ApiError::InvalidToken)
+}
+
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let claims = access_claims(parts, &state)?;
+        let id = match claims.uid {
+            Some(id) => id,
+            None => lookup(&state, &claims.sub).await?.0,
+        };
+        Ok(AuthUser {
+            id,
+            email: claims.sub,
+        })
+    }
+}
+
+/// An authenticated user whose current role (read from the database on every request) is
+/// ADMIN; 403 C004 for everyone else.
+pub struct AdminUser {
+    pub id: i64,
+}
+
+impl<S> FromRequestParts<S> for AdminUser
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let claims = access_claims(parts, &state)?;
+        let (id, role) = lookup(&state, &claims.sub).await?;
+        if role == "ADMIN" {
+            Ok(AdminUser { id })
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn only_exact_bearer_prefix_counts() {
+        let mut h = HeaderMap::new();
+        for (value, expected) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", None),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Basic abc", None),
+        ] {
+            h.insert(AUTHORIZATION, HeaderValue::from_static(value));
+            assert_eq!(bearer_token(&h), expected, "{value}");
+        }
+    }
 }

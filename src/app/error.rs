@@ -1,48 +1,15 @@
-//! The one API error type: every failure a handler can return, mapped to a status, a code
-//! and the error envelope `{status, code, message, errors}` (API.md 1.4, 1.5).
+//! The one API error type: every failure a handler can return, each mapped to its code in
+//! the wire envelope ([`crate::envelope`]).
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+
+pub use crate::envelope::FieldError;
+use crate::envelope::{Code, ErrorBody};
 
 /// Handler result with [`ApiError`] as the error.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
-
-/// One rejected input: which field, what value (never a password), why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldError {
-    pub field: String,
-    pub value: String,
-    pub reason: String,
-}
-
-impl FieldError {
-    /// Makes an entry; the caller decides whether the value may be echoed.
-    pub fn new(field: &str, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            value: value.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// The error envelope written for every failed request.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Always equal to the HTTP status.
-    #[schema(example = 400)]
-    pub status: u16,
-    /// Stable machine-readable code, e.g. `C001`, `CP04`.
-    #[schema(example = "C001")]
-    pub code: &'static str,
-    /// User-visible message (Korean, as the original frontend shows it).
-    pub message: &'static str,
-    /// Field errors for C001/C002; empty otherwise.
-    pub errors: Vec<FieldError>,
-}
 
 /// Everything that can go wrong in a request.
 #[derive(Debug, thiserror::Error)]
@@ -91,93 +58,45 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-/// Every code the API can answer with: status, code, message. The OpenAPI document lists it.
-pub const CODES: [(u16, &str, &str); 24] = [
-    (400, "C001", "올바르지 않은 입력값입니다."),
-    (400, "C002", "입력 타입이 일치하지 않습니다."),
-    (401, "C003", "인증이 필요한 서비스입니다."),
-    (403, "C004", "권한이 없는 사용자입니다."),
-    (500, "C005", "서버 내부 오류가 발생했습니다."),
-    (
-        415,
-        "C006",
-        "지원하지 않는 Content-Type입니다. application/json으로 보내 주세요.",
-    ),
-    (404, "C007", "요청한 경로를 찾을 수 없습니다."),
-    (405, "C008", "허용되지 않은 HTTP 메서드입니다."),
-    (413, "C009", "요청 본문이 너무 큽니다."),
-    (
-        503,
-        "C010",
-        "일시적으로 서비스를 이용할 수 없습니다. 잠시 후 다시 시도해 주세요.",
-    ),
-    (
-        429,
-        "C011",
-        "요청이 너무 많습니다. 잠시 후 다시 시도해 주세요.",
-    ),
-    (
-        502,
-        "C012",
-        "서버에 연결할 수 없습니다. 잠시 후 다시 시도해 주세요.",
-    ),
-    (504, "C013", "서버 응답 시간이 초과되었습니다."),
-    (431, "C014", "요청 헤더가 너무 큽니다."),
-    (409, "U002", "이미 존재하는 이메일입니다."),
-    (401, "A001", "유효하지 않은 토큰입니다."),
-    (401, "A002", "만료된 토큰입니다."),
-    (401, "A003", "아이디 또는 비밀번호가 일치하지 않습니다."),
-    (404, "CP01", "존재하지 않는 쿠폰입니다."),
-    (400, "CP02", "사용 중지된 쿠폰입니다."),
-    (400, "CP03", "쿠폰 발급 기간이 아닙니다."),
-    (400, "CP04", "쿠폰 수량이 모두 소진되었습니다."),
-    (400, "CP05", "이미 발급받은 쿠폰입니다."),
-    (200, "S000", "Success"),
-];
-
 impl ApiError {
-    /// Returns the contract code of this error.
-    pub fn code(&self) -> &'static str {
+    /// Returns the envelope code of this error: every variant names one, or this does not
+    /// compile.
+    pub fn code(&self) -> Code {
         match self {
-            ApiError::Invalid(_) => "C001",
-            ApiError::TypeMismatch(_) => "C002",
-            ApiError::Unauthenticated => "C003",
-            ApiError::Forbidden => "C004",
-            ApiError::Sqlx(_) | ApiError::Internal(_) => "C005",
-            ApiError::UnsupportedMediaType => "C006",
-            ApiError::RouteNotFound => "C007",
-            ApiError::MethodNotAllowed => "C008",
-            ApiError::PayloadTooLarge => "C009",
-            ApiError::Unavailable(_) | ApiError::RedisUnavailable => "C010",
-            ApiError::EmailTaken => "U002",
-            ApiError::InvalidToken => "A001",
-            ApiError::ExpiredToken => "A002",
-            ApiError::BadCredentials => "A003",
-            ApiError::CouponNotFound => "CP01",
-            ApiError::CouponDisabled => "CP02",
-            ApiError::OutOfPeriod => "CP03",
-            ApiError::SoldOut => "CP04",
-            ApiError::AlreadyIssued => "CP05",
+            ApiError::Invalid(_) => Code::C001,
+            ApiError::TypeMismatch(_) => Code::C002,
+            ApiError::Unauthenticated => Code::C003,
+            ApiError::Forbidden => Code::C004,
+            ApiError::Sqlx(_) | ApiError::Internal(_) => Code::C005,
+            ApiError::UnsupportedMediaType => Code::C006,
+            ApiError::RouteNotFound => Code::C007,
+            ApiError::MethodNotAllowed => Code::C008,
+            ApiError::PayloadTooLarge => Code::C009,
+            ApiError::Unavailable(_) | ApiError::RedisUnavailable => Code::C010,
+            ApiError::EmailTaken => Code::U002,
+            ApiError::InvalidToken => Code::A001,
+            ApiError::ExpiredToken => Code::A002,
+            ApiError::BadCredentials => Code::A003,
+            ApiError::CouponNotFound => Code::CP01,
+            ApiError::CouponDisabled => Code::CP02,
+            ApiError::OutOfPeriod => Code::CP03,
+            ApiError::SoldOut => Code::CP04,
+            ApiError::AlreadyIssued => Code::CP05,
         }
     }
 
-    /// Builds the envelope for this error, logging internal failures once with their cause.
+    /// Builds the envelope for this error, logging internal failures once with their cause
+    /// (the request log only counts them).
     fn body(self) -> ErrorBody {
         let code = self.code();
-        let (status, message) = lookup(code);
-        if status >= 500 {
-            tracing::error!(code, error = %self_source(&self), "request failed");
+        if code.status() >= 500 {
+            tracing::error!(code = code.as_str(), error = %self_source(&self), "request failed");
         }
         let errors = match self {
             ApiError::Invalid(errors) | ApiError::TypeMismatch(errors) => errors,
             _ => Vec::new(),
         };
-        ErrorBody {
-            status,
-            code,
-            message,
-            errors,
-        }
+        ErrorBody::new(code, errors)
     }
 }
 
@@ -191,15 +110,6 @@ fn self_source(err: &ApiError) -> String {
         source = cause.source();
     }
     text
-}
-
-/// Finds the status and message of a code in [`CODES`].
-fn lookup(code: &str) -> (u16, &'static str) {
-    CODES
-        .iter()
-        .find(|(_, c, _)| *c == code)
-        .map(|(status, _, message)| (*status, *message))
-        .unwrap_or((500, "서버 내부 오류가 발생했습니다."))
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -242,53 +152,99 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Turns named constraint violations into client errors.
-pub trait ResultExt<T> {
-    /// Maps a violation of `constraint` to the error `f` returns; other errors pass through.
-    fn on_constraint(self, constraint: &str, f: impl FnOnce() -> ApiError) -> Result<T>;
-}
-
-impl<T> ResultExt<T> for std::result::Result<T, sqlx::Error> {
-    fn on_constraint(self, constraint: &str, f: impl FnOnce() -> ApiError) -> Result<T> {
-        self.map_err(|err| match &err {
-            sqlx::Error::Database(db) if db.constraint() == Some(constraint) => f(),
-            _ => ApiError::from(err),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_variant_code_is_listed_once_with_a_matching_status_class() {
-        let samples = [
+    /// One value of every variant: adding a variant breaks this match until it is listed.
+    fn one_of_each() -> Vec<ApiError> {
+        let samples = vec![
             ApiError::Invalid(vec![]),
+            ApiError::TypeMismatch(vec![]),
             ApiError::Unauthenticated,
+            ApiError::InvalidToken,
+            ApiError::ExpiredToken,
+            ApiError::BadCredentials,
             ApiError::Forbidden,
-            ApiError::SoldOut,
-            ApiError::AlreadyIssued,
+            ApiError::EmailTaken,
             ApiError::RouteNotFound,
+            ApiError::MethodNotAllowed,
             ApiError::UnsupportedMediaType,
+            ApiError::PayloadTooLarge,
+            ApiError::CouponNotFound,
+            ApiError::AlreadyIssued,
+            ApiError::CouponDisabled,
+            ApiError::OutOfPeriod,
+            ApiError::SoldOut,
             ApiError::Unavailable(sqlx::Error::PoolTimedOut),
+            ApiError::RedisUnavailable,
+            ApiError::Sqlx(sqlx::Error::RowNotFound),
             ApiError::Internal(anyhow::anyhow!("boom")),
         ];
-        let expected = [400, 401, 403, 400, 400, 404, 415, 503, 500];
-        for (err, status) in samples.into_iter().zip(expected) {
-            let code = err.code();
-            assert_eq!(
-                CODES.iter().filter(|(_, c, _)| *c == code).count(),
-                1,
-                "{code}"
-            );
-            assert_eq!(err.body().status, status, "{code}");
+        for err in &samples {
+            match err {
+                ApiError::Invalid(_)
+                | ApiError::TypeMismatch(_)
+                | ApiError::Unauthenticated
+                | ApiError::InvalidToken
+                | ApiError::ExpiredToken
+                | ApiError::BadCredentials
+                | ApiError::Forbidden
+                | ApiError::EmailTaken
+                | ApiError::RouteNotFound
+                | ApiError::MethodNotAllowed
+                | ApiError::UnsupportedMediaType
+                | ApiError::PayloadTooLarge
+                | ApiError::CouponNotFound
+                | ApiError::AlreadyIssued
+                | ApiError::CouponDisabled
+                | ApiError::OutOfPeriod
+                | ApiError::SoldOut
+                | ApiError::Unavailable(_)
+                | ApiError::RedisUnavailable
+                | ApiError::Sqlx(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        samples
+    }
+
+    #[test]
+    fn every_variant_answers_its_contract_status_and_code() {
+        let expected = [
+            (400, "C001"),
+            (400, "C002"),
+            (401, "C003"),
+            (401, "A001"),
+            (401, "A002"),
+            (401, "A003"),
+            (403, "C004"),
+            (409, "U002"),
+            (404, "C007"),
+            (405, "C008"),
+            (415, "C006"),
+            (413, "C009"),
+            (404, "CP01"),
+            (400, "CP05"),
+            (400, "CP02"),
+            (400, "CP03"),
+            (400, "CP04"),
+            (503, "C010"),
+            (503, "C010"),
+            (500, "C005"),
+            (500, "C005"),
+        ];
+        let samples = one_of_each();
+        assert_eq!(samples.len(), expected.len());
+        for (err, (status, code)) in samples.into_iter().zip(expected) {
+            assert_eq!(err.code().as_str(), code);
+            assert_eq!(err.into_response().status().as_u16(), status, "{code}");
         }
     }
 
     #[test]
     fn pool_timeouts_are_unavailable_not_internal() {
-        assert_eq!(ApiError::from(sqlx::Error::PoolTimedOut).code(), "C010");
-        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).code(), "C005");
+        assert_eq!(ApiError::from(sqlx::Error::PoolTimedOut).code(), Code::C010);
+        assert_eq!(ApiError::from(sqlx::Error::RowNotFound).code(), Code::C005);
     }
 }

@@ -2,6 +2,7 @@
 //! and the process, written as OpenMetrics text at /actuator/prometheus.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -17,7 +18,6 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
-use crate::app::state::AppState;
 use crate::procstat;
 
 /// Labels of one HTTP request series, as Micrometer names them (the original's dashboards
@@ -304,7 +304,7 @@ fn to_i64(v: u64) -> i64 {
 }
 
 /// Middleware: times every request and records it under its route template.
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<AppMetrics>>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let uri = req
@@ -321,12 +321,9 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let response = next.run(req).await;
     let status = response.status().as_u16();
     let elapsed = start.elapsed().as_secs_f64();
-    state.metrics.observe(&method, &uri, status, elapsed);
-    if status >= 500 {
-        tracing::warn!(%method, %uri, status, %request_id, ms = elapsed * 1e3, "request failed");
-    } else {
-        tracing::debug!(%method, %uri, status, %request_id, ms = elapsed * 1e3, "request");
-    }
+    metrics.observe(&method, &uri, status, elapsed);
+    // A failure's cause is logged once, where the error is rendered (`error.rs`).
+    tracing::debug!(%method, %uri, status, %request_id, ms = elapsed * 1e3, "request");
     response
 }
 

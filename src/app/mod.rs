@@ -12,7 +12,6 @@ pub mod metrics;
 pub mod my_coupons;
 pub mod openapi;
 pub mod page;
-pub mod response;
 pub mod state;
 pub mod validate;
 
@@ -45,7 +44,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.metrics.clone(),
             metrics::track,
         ))
         .layer(cors_layer(cors_origins)?)

@@ -8,13 +8,15 @@ use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder};
 use utoipa::ToSchema;
 
-use crate::app::error::{ApiError, ErrorBody, FieldError, Result};
-use crate::app::extract::{AuthUser, QueryParams, enum_param};
+use crate::app::auth::AuthUser;
+use crate::app::error::{ApiError, Result};
+use crate::app::extract::{QueryParams, enum_param};
 use crate::app::page::{Page, PageRequest};
-use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::app::validate::NUL_REASON;
 use crate::domain::keywords::escape_like;
+use crate::envelope::{Envelope, ok};
+use crate::envelope::{ErrorBody, FieldError};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {

@@ -6,9 +6,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::app::error::CODES;
 use crate::app::state::AppState;
 use crate::app::{admin, auth, coupons, issues, my_coupons};
+use crate::envelope::Code;
 
 /// Path of the document.
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
@@ -18,7 +18,7 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     info(title = "FastPick API", description = "Wire-compatible with the original coupon service; see API.md."),
     paths(auth::signup, auth::login, auth::refresh, coupons::list_coupons, coupons::get_coupon,
         issues::issue_coupon, my_coupons::list_my_coupons, admin::create_coupon),
-    components(schemas(crate::app::error::ErrorBody, crate::app::error::FieldError)),
+    components(schemas(crate::envelope::ErrorBody, crate::envelope::FieldError)),
     modifiers(&Extras)
 )]
 struct ApiDoc;
@@ -41,7 +41,7 @@ impl Modify for Extras {
         let mut table = String::from(
             "\n\nError codes (envelope `{status, code, message, errors}`):\n\n| status | code | message |\n|---|---|---|\n",
         );
-        for (status, code, message) in CODES {
+        for (status, code, message) in Code::ALL.map(Code::parts) {
             table.push_str(&format!("| {status} | {code} | {message} |\n"));
         }
         let description = openapi.info.description.get_or_insert_with(String::new);

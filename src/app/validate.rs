@@ -1,6 +1,6 @@
 //! Field rules shared by the request types: not blank, lengths, e-mail syntax.
 
-use crate::app::error::FieldError;
+use crate::envelope::FieldError;
 
 /// Why a text holding a NUL character is refused (PostgreSQL cannot store it).
 pub const NUL_REASON: &str = "허용되지 않는 문자(NUL)가 포함되어 있습니다.";

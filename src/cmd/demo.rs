@@ -13,6 +13,7 @@ use secrecy::SecretString;
 use crate::cli::DemoArgs;
 use crate::cli::{SeedCouponsArgs, SeedVia};
 use crate::config::Settings;
+use crate::domain::Clock;
 use crate::local::{self, Supervised};
 
 /// Environment variables that mean "a database is configured".
@@ -61,15 +62,18 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
     settings.app.listen = args.listen;
     settings.app.migrate_on_start = true;
     settings.validate(&"app".parse().map_err(anyhow::Error::msg)?)?;
-    let listener =
-        crate::bind(args.listen).with_context(|| format!("failed to bind {}", args.listen))?;
-    let state = crate::app::build_state(&settings).await?;
-    let creds_path = seed_demo(&state, &settings, args.coupons).await?;
+    let listener = crate::server::bind(args.listen)
+        .with_context(|| format!("failed to bind {}", args.listen))?;
+    let db = crate::db::connect_postgres(&settings.database).await?;
+    crate::db::run_migrations(&db).await?;
+    let creds_path = seed_demo(&db, &settings, args.coupons).await;
+    db.close().await;
+    let creds_path = creds_path?;
     println!(
         "FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)",
         args.listen
     );
-    let result = crate::app::serve(&settings, state, listener, crate::shutdown_signal()).await;
+    let result = crate::server::serve_app(settings, listener).await;
     std::fs::remove_file(&creds_path).ok();
     for server in servers {
         server.stop();
@@ -79,12 +83,13 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
 
 /// Seeds coupons (once) and the two demo users; returns the credentials file's path.
 async fn seed_demo(
-    state: &crate::app::state::AppState,
+    db: &sqlx::PgPool,
     settings: &Settings,
     count: u32,
 ) -> anyhow::Result<std::path::PathBuf> {
+    let clock = Clock::new(settings.app.timezone);
     let existing: i64 = sqlx::query_scalar("select count(*) from tb_coupon")
-        .fetch_one(&state.db)
+        .fetch_one(db)
         .await?;
     if existing == 0 {
         let args = SeedCouponsArgs {
@@ -93,8 +98,8 @@ async fn seed_demo(
             reset: false,
             via: SeedVia::Copy,
         };
-        let mut conn = state.db.acquire().await?;
-        crate::seed::coupons::seed_coupons(&mut conn, &state.clock, &args).await?;
+        let mut conn = db.acquire().await?;
+        crate::seed::coupons::seed_coupons(&mut conn, &clock, &args).await?;
         println!("seeded {count} coupons with the original recipe");
     }
     // An unpredictable name, created fresh: never follows a link planted in the temp dir.
@@ -107,7 +112,7 @@ async fn seed_demo(
     ] {
         let password = random_text(16);
         let hash = crate::password::hash(password.clone(), settings.auth.bcrypt_cost).await?;
-        let now = state.clock.now();
+        let now = clock.now();
         sqlx::query(
             "insert into tb_user (created_at, updated_at, email, password, name, role) values ($1, $1, $2, $3, $4, $5)
              on conflict (email) do update set password = excluded.password, updated_at = excluded.updated_at",
@@ -117,7 +122,7 @@ async fn seed_demo(
         .bind(&hash)
         .bind(name)
         .bind(role)
-        .execute(&state.db)
+        .execute(db)
         .await?;
         lines.push(format!("{role}\t{email}\t{password}\n"));
     }

@@ -8,17 +8,19 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use pingora::http::{Method, RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::config::{AccessLog, ProxyConfig};
+use crate::envelope::{Code, ErrorBody};
 use crate::proxy::allow::AllowList;
-use crate::proxy::assets::Assets;
 use crate::proxy::limit::RateLimiter;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::upstream::{Picked, Pool, peer};
+use crate::web::{Answer, Site};
 
 /// Where a request goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,25 +80,9 @@ pub struct Proxy {
     pub cfg: ProxyConfig,
     pub pool: Arc<Pool>,
     pub allow: AllowList,
-    pub assets: Assets,
+    pub site: Site,
     pub metrics: Arc<ProxyMetrics>,
     pub limiter: Option<RateLimiter>,
-}
-
-/// The error envelope of the API for a code in [`crate::app::error::CODES`].
-pub fn envelope(status: u16, code: &str) -> Bytes {
-    let (code, message) = crate::app::error::CODES
-        .iter()
-        .find(|(_, c, _)| *c == code)
-        .map_or(("C005", ""), |(_, c, m)| (*c, *m));
-    let body = crate::app::error::ErrorBody {
-        status,
-        code,
-        message,
-        errors: Vec::new(),
-    };
-    // Serialising a struct of plain fields cannot fail; an empty body would still be sent.
-    Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
 }
 
 /// A request id from the client is kept when it is short and plain; otherwise a new one.
@@ -119,13 +105,13 @@ fn request_id(given: Option<&[u8]>) -> String {
 async fn respond(
     session: &mut Session,
     status: u16,
-    headers: &[(&'static str, String)],
+    headers: &[(HeaderName, HeaderValue)],
     body: Bytes,
 ) -> Result<()> {
     let head_only = session.req_header().method == Method::HEAD;
     let mut h = ResponseHeader::build(status, Some(headers.len() + 2))?;
     for (name, value) in headers {
-        h.insert_header(*name, value.as_str())?;
+        h.insert_header(name.clone(), value.clone())?;
     }
     h.insert_header("content-length", body.len().to_string())?;
     session.write_response_header(Box::new(h), false).await?;
@@ -133,66 +119,41 @@ async fn respond(
     session.write_response_body(Some(body), true).await
 }
 
+/// The request id as a header value (it is plain ASCII by construction).
+fn request_id_value(ctx: &Ctx) -> HeaderValue {
+    HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-"))
+}
+
 /// An error envelope response.
-async fn respond_error(session: &mut Session, ctx: &Ctx, status: u16, code: &str) -> Result<()> {
+async fn respond_error(session: &mut Session, ctx: &Ctx, code: Code) -> Result<()> {
     let headers = [
-        ("content-type", "application/json".to_owned()),
-        ("x-request-id", ctx.request_id.clone()),
+        (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+        (
+            HeaderName::from_static("x-request-id"),
+            request_id_value(ctx),
+        ),
     ];
-    respond(session, status, &headers, envelope(status, code)).await
+    respond(session, code.status(), &headers, ErrorBody::json(code)).await
 }
 
 impl Proxy {
-    /// Serves the web UI: the file, index.html for SPA routes, or 404.
+    /// Serves the storefront: the file, index.html for SPA routes, or an error envelope.
     async fn serve_ui(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
-        let method = session.req_header().method.clone();
-        if method != Method::GET && method != Method::HEAD {
-            return respond_error(session, ctx, 405, "C008").await;
-        }
-        let path = session.req_header().uri.path().to_owned();
-        let Some(asset) = self.assets.lookup(&path) else {
-            return respond_error(session, ctx, 404, "C007").await;
+        let req = session.req_header();
+        let answer = self.site.answer(&req.method, req.uri.path(), &req.headers);
+        let (status, mut headers, body) = match answer {
+            Answer::File {
+                status,
+                headers,
+                body,
+            } => (status, headers, body),
+            Answer::Error(code) => return respond_error(session, ctx, code).await,
         };
-        let header = |name: &str| {
-            session
-                .req_header()
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let not_modified = match header("if-none-match") {
-            Some(tags) => tags
-                .split(',')
-                .any(|t| t.trim() == asset.etag || t.trim() == "*"),
-            None => header("if-modified-since")
-                .zip(asset.last_modified.as_deref())
-                .is_some_and(|(since, modified)| {
-                    httpdate::parse_http_date(&since).ok()
-                        >= httpdate::parse_http_date(modified).ok()
-                }),
-        };
-        let mut headers = vec![
-            ("etag", asset.etag.clone()),
-            ("cache-control", asset.cache_control.to_owned()),
-            ("x-request-id", ctx.request_id.clone()),
-        ];
-        if let Some(modified) = &asset.last_modified {
-            headers.push(("last-modified", modified.clone()));
-        }
-        if not_modified {
-            return respond(session, 304, &headers, Bytes::new()).await;
-        }
-        let accept = header("accept-encoding").unwrap_or_default();
-        let (encoding, body) = asset.negotiate(&accept);
-        headers.push(("content-type", asset.content_type.clone()));
-        if asset.gzip.is_some() || asset.brotli.is_some() {
-            headers.push(("vary", "Accept-Encoding".to_owned()));
-        }
-        if let Some(coding) = encoding.header() {
-            headers.push(("content-encoding", coding.to_owned()));
-        }
-        respond(session, 200, &headers, body.clone()).await
+        headers.push((
+            HeaderName::from_static("x-request-id"),
+            request_id_value(ctx),
+        ));
+        respond(session, status, &headers, body).await
     }
 
     fn access_log(&self, session: &Session, ctx: &Ctx, status: u16) {
@@ -282,7 +243,7 @@ impl ProxyHttp for Proxy {
                 .map(|(n, v)| n.as_str().len() + v.len() + 4)
                 .sum::<usize>();
         if head_bytes > self.cfg.max_header_bytes {
-            respond_error(session, ctx, 431, "C014").await?;
+            respond_error(session, ctx, Code::C014).await?;
             return Ok(true);
         }
         ctx.route = Route::of(session.req_header().uri.path());
@@ -295,7 +256,7 @@ impl ProxyHttp for Proxy {
                 let allowed = ctx.client_ip.is_some_and(|ip| self.allow.allows(ip));
                 if !allowed {
                     ctx.outcome = Some("denied");
-                    respond_error(session, ctx, 403, "C004").await?;
+                    respond_error(session, ctx, Code::C004).await?;
                     return Ok(true);
                 }
                 if ctx.route == Route::ProxyMetrics {
@@ -304,8 +265,10 @@ impl ProxyHttp for Proxy {
                         .render(&self.pool)
                         .map_err(|_| Error::explain(ErrorType::InternalError, "metrics"))?;
                     let headers = [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8".to_owned(),
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        ),
                     )];
                     respond(session, 200, &headers, Bytes::from(text)).await?;
                     return Ok(true);
@@ -319,7 +282,7 @@ impl ProxyHttp for Proxy {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > self.cfg.max_body_bytes);
         if too_big {
-            respond_error(session, ctx, 413, "C009").await?;
+            respond_error(session, ctx, Code::C009).await?;
             return Ok(true);
         }
         if let (Some(limiter), Some(ip)) = (&self.limiter, ctx.client_ip) {
@@ -329,7 +292,7 @@ impl ProxyHttp for Proxy {
                 && !limiter.admit(ip)
             {
                 ctx.outcome = Some("limited");
-                respond_error(session, ctx, 429, "C011").await?;
+                respond_error(session, ctx, Code::C011).await?;
                 return Ok(true);
             }
         }
@@ -443,24 +406,25 @@ impl ProxyHttp for Proxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
-        let (status, code) = match e.etype() {
-            ErrorType::HTTPStatus(413) => (413, "C009"),
-            ErrorType::HTTPStatus(503) => (503, "C010"),
-            ErrorType::HTTPStatus(s) => (*s, "C005"),
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(status) => Some(Code::for_status(*status)),
             ErrorType::ReadTimedout | ErrorType::WriteTimedout
                 if *e.esource() == ErrorSource::Upstream =>
             {
-                (504, "C013")
+                Some(Code::C013)
             }
-            _ if *e.esource() == ErrorSource::Upstream => (502, "C012"),
-            ErrorType::InvalidHTTPHeader => (400, "C001"),
+            _ if *e.esource() == ErrorSource::Upstream => Some(Code::C012),
+            ErrorType::InvalidHTTPHeader => Some(Code::C001),
             // The client went away or stalled: nobody to answer.
-            _ if *e.esource() == ErrorSource::Downstream => (0, ""),
-            _ => (500, "C005"),
+            _ if *e.esource() == ErrorSource::Downstream => None,
+            _ => Some(Code::C005),
         };
-        if status > 0 && session.response_written().is_none() {
-            let _ = respond_error(session, ctx, status, code).await;
+        if let Some(code) = code
+            && session.response_written().is_none()
+        {
+            let _ = respond_error(session, ctx, code).await;
         }
+        let status = code.map_or(0, Code::status);
         FailToProxy {
             error_code: status,
             can_reuse_downstream: false,
@@ -513,7 +477,8 @@ mod tests {
 
     #[test]
     fn envelopes_carry_the_code_and_message() {
-        let body: serde_json::Value = serde_json::from_slice(&envelope(502, "C012")).expect("json");
+        let body: serde_json::Value =
+            serde_json::from_slice(&ErrorBody::json(Code::C012)).expect("json");
         assert_eq!(body["status"], 502);
         assert_eq!(body["code"], "C012");
         assert!(!body["message"].as_str().unwrap_or_default().is_empty());

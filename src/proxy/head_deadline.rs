@@ -8,6 +8,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,11 +46,19 @@ pub struct HeadDeadline {
     tail: u32,
     timer: Pin<Box<Sleep>>,
     metrics: Arc<ProxyMetrics>,
+    /// Connections of this service in [`Phase::Head`].
+    awaiting_head: Arc<AtomicUsize>,
 }
 
 impl HeadDeadline {
     /// Wraps a just-accepted connection; its deadline starts now.
-    pub fn new(inner: Stream, limit: Duration, metrics: Arc<ProxyMetrics>) -> Self {
+    pub fn new(
+        inner: Stream,
+        limit: Duration,
+        metrics: Arc<ProxyMetrics>,
+        awaiting_head: Arc<AtomicUsize>,
+    ) -> Self {
+        awaiting_head.fetch_add(1, Ordering::Relaxed);
         HeadDeadline {
             inner,
             limit,
@@ -57,18 +66,29 @@ impl HeadDeadline {
             tail: 0,
             timer: Box::pin(tokio::time::sleep(limit)),
             metrics,
+            awaiting_head,
         }
+    }
+
+    /// Moves to another phase, keeping the count of connections awaiting a head.
+    fn enter(&mut self, phase: Phase) {
+        match (self.phase == Phase::Head, phase == Phase::Head) {
+            (false, true) => self.awaiting_head.fetch_add(1, Ordering::Relaxed),
+            (true, false) => self.awaiting_head.fetch_sub(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        self.phase = phase;
     }
 
     /// Follows the bytes a read returned.
     fn received(&mut self, bytes: &[u8]) {
         if self.phase == Phase::Idle {
-            self.phase = Phase::Head;
+            self.enter(Phase::Head);
             self.tail = 0;
             self.timer.as_mut().reset(Instant::now() + self.limit);
         }
         if self.phase == Phase::Head && head_ends(&mut self.tail, bytes) {
-            self.phase = Phase::Exchange;
+            self.enter(Phase::Exchange);
         }
     }
 
@@ -78,8 +98,14 @@ impl HeadDeadline {
             && bytes.starts_with(b"HTTP/1.")
             && bytes.get(9) != Some(&b'1')
         {
-            self.phase = Phase::Idle;
+            self.enter(Phase::Idle);
         }
+    }
+}
+
+impl Drop for HeadDeadline {
+    fn drop(&mut self) {
+        self.enter(Phase::Idle);
     }
 }
 
@@ -241,11 +267,17 @@ impl Peek for HeadDeadline {
     }
 }
 
+/// How long a shutdown waits for request heads already on their way (see
+/// [`WithHeadDeadline::cleanup`]).
+pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
+
 /// A pingora app whose downstream connections get a [`HeadDeadline`].
 pub struct WithHeadDeadline<A> {
     pub app: Arc<A>,
     pub limit: Duration,
     pub metrics: Arc<ProxyMetrics>,
+    /// Connections waiting for (the rest of) a request head.
+    pub awaiting_head: Arc<AtomicUsize>,
 }
 
 #[async_trait]
@@ -255,11 +287,25 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for WithHeadDeadline<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let guarded = HeadDeadline::new(stream, self.limit, self.metrics.clone());
+        let guarded = HeadDeadline::new(
+            stream,
+            self.limit,
+            self.metrics.clone(),
+            self.awaiting_head.clone(),
+        );
         self.app.process_new(Box::new(guarded), shutdown).await
     }
 
+    /// Runs when the service stops accepting (shutdown or upgrade). pingora then drops every
+    /// connection still waiting for a request head, so first the heads already on their way
+    /// get in, for up to [`SHUTDOWN_LINGER`]: a client that connected just before a SIGQUIT
+    /// is served by the old process instead of being reset. Idle kept-alive connections are
+    /// not waited for.
     async fn cleanup(&self) {
+        let deadline = Instant::now() + SHUTDOWN_LINGER;
+        while self.awaiting_head.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         self.app.cleanup().await;
     }
 }

@@ -53,17 +53,10 @@ pub enum Picked {
 }
 
 impl Remote {
-    /// Builds the balancer (health checks run once `lb()` is added as a background service).
-    pub fn new(cfg: &ProxyConfig) -> anyhow::Result<Self> {
-        let addrs: Vec<SocketAddr> = cfg
-            .upstreams
-            .iter()
-            .map(|u| {
-                u.parse::<SocketAddr>()
-                    .with_context(|| format!("proxy.upstreams: {u:?} is not an ip:port"))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(addrs.iter().copied())
+    /// Builds pingora's balancer over `proxy.upstreams` with its active health check; it
+    /// checks once it runs as a background service.
+    pub fn balancer(cfg: &ProxyConfig) -> anyhow::Result<LoadBalancer<RoundRobin>> {
+        let mut lb = LoadBalancer::<RoundRobin>::try_from_iter(upstream_addrs(cfg)?)
             .context("proxy.upstreams")?;
         let mut hc = HttpHealthCheck::new("localhost", false);
         hc.req.set_raw_path(b"/actuator/health/ping").ok();
@@ -74,14 +67,26 @@ impl Remote {
         lb.set_health_check(Box::new(hc));
         lb.health_check_frequency = Some(cfg.health_check_interval);
         lb.parallel_health_check = true;
-        Ok(Remote {
-            lb: Arc::new(lb),
-            passive: addrs.iter().map(|a| (*a, Passive::default())).collect(),
+        Ok(lb)
+    }
+
+    /// Adds the passive side to a balancer made by [`Remote::balancer`].
+    pub fn new(cfg: &ProxyConfig, lb: Arc<LoadBalancer<RoundRobin>>) -> Self {
+        let passive = lb
+            .backends()
+            .get_backend()
+            .iter()
+            .filter_map(|b| b.as_inet().copied())
+            .map(|a| (a, Passive::default()))
+            .collect();
+        Remote {
+            lb,
+            passive,
             balance: cfg.balance,
             eject_for: cfg.eject_for,
             epoch: Instant::now(),
             turn: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// Tells whether the passive side currently skips this upstream.
@@ -155,11 +160,6 @@ impl Remote {
         }
     }
 
-    /// The balancer, to run as pingora's health-check background service.
-    pub fn lb(&self) -> Arc<LoadBalancer<RoundRobin>> {
-        self.lb.clone()
-    }
-
     /// Each upstream with whether it is in use now (healthy and not ejected).
     pub fn health(&self) -> Vec<(SocketAddr, bool)> {
         let backends = self.lb.backends().get_backend();
@@ -179,6 +179,17 @@ impl Remote {
             .map(|(a, p)| (*a, p.active.load(Ordering::Relaxed)))
             .collect()
     }
+}
+
+/// Parses `proxy.upstreams`.
+fn upstream_addrs(cfg: &ProxyConfig) -> anyhow::Result<Vec<SocketAddr>> {
+    cfg.upstreams
+        .iter()
+        .map(|u| {
+            u.parse::<SocketAddr>()
+                .with_context(|| format!("proxy.upstreams: {u:?} is not an ip:port"))
+        })
+        .collect()
 }
 
 /// Makes the peer for an upstream with the configured timeouts.

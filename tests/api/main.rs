@@ -7,6 +7,7 @@ mod cli;
 mod coupons;
 mod helpers;
 mod issues;
+mod layout;
 mod load;
 mod my_coupons;
 mod proxy;

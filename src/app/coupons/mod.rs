@@ -20,12 +20,13 @@ use utoipa::ToSchema;
 
 use crate::app::coupons::cache::Lookup;
 use crate::app::coupons::query::SearchQuery;
-use crate::app::error::{ApiError, ErrorBody, FieldError, Result};
+use crate::app::error::{ApiError, Result};
 use crate::app::extract::QueryParams;
 use crate::app::page::Page;
-use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::domain::{CouponStatus, coupon_status};
+use crate::envelope::{Envelope, ok};
+use crate::envelope::{ErrorBody, FieldError};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {

@@ -191,7 +191,7 @@ mod tests {
     fn checks_run_in_the_contract_order() {
         let row =
             |status: &str, total, issued| Some((status.to_owned(), t(10), t(12), total, issued));
-        let code = |r, held, now| check(r, held, t(now)).map(|e| e.code());
+        let code = |r, held, now| check(r, held, t(now)).map(|e| e.code().as_str());
         assert_eq!(code(None, true, 11), Some("CP01"));
         assert_eq!(code(row("DISABLED", 1, 1), true, 9), Some("CP05"));
         assert_eq!(code(row("DISABLED", 1, 1), false, 9), Some("CP02"));

@@ -14,12 +14,14 @@ use chrono::NaiveDateTime;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::app::error::{ApiError, ErrorBody, FieldError, Result};
-use crate::app::extract::{ApiJson, AuthUser, Validate};
+use crate::app::auth::AuthUser;
+use crate::app::error::{ApiError, Result};
+use crate::app::extract::{ApiJson, Validate};
 use crate::app::issues::gate::Admission;
-use crate::app::response::{Envelope, ok};
 use crate::app::state::AppState;
 use crate::config::{IssueStrategy, RedisDown};
+use crate::envelope::{Envelope, ok};
+use crate::envelope::{ErrorBody, FieldError};
 
 /// A written issue: the new row's id, and whether this write took the coupon's last unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +77,7 @@ async fn issue_coupon(
     };
     let outcome = match &result {
         Ok(_) => "issued",
-        Err(e) => e.code(),
+        Err(e) => e.code().as_str(),
     };
     state.metrics.issue_outcome(strategy.as_str(), outcome);
     if let Ok(Issued { sold_out: true, .. }) = result {

@@ -28,6 +28,8 @@ pub enum ApiError {
     BadCredentials,
     #[error("admin role required")]
     Forbidden,
+    #[error("cross-origin request from an origin not allowed")]
+    CorsRefused(Vec<FieldError>),
     #[error("e-mail already registered")]
     EmailTaken,
     #[error("no such route")]
@@ -66,7 +68,7 @@ impl ApiError {
             ApiError::Invalid(_) => Code::C001,
             ApiError::TypeMismatch(_) => Code::C002,
             ApiError::Unauthenticated => Code::C003,
-            ApiError::Forbidden => Code::C004,
+            ApiError::Forbidden | ApiError::CorsRefused(_) => Code::C004,
             ApiError::Sqlx(_) | ApiError::Internal(_) => Code::C005,
             ApiError::UnsupportedMediaType => Code::C006,
             ApiError::RouteNotFound => Code::C007,
@@ -93,7 +95,9 @@ impl ApiError {
             tracing::error!(code = code.as_str(), error = %self_source(&self), "request failed");
         }
         let errors = match self {
-            ApiError::Invalid(errors) | ApiError::TypeMismatch(errors) => errors,
+            ApiError::Invalid(errors)
+            | ApiError::TypeMismatch(errors)
+            | ApiError::CorsRefused(errors) => errors,
             _ => Vec::new(),
         };
         ErrorBody::new(code, errors)
@@ -166,6 +170,7 @@ mod tests {
             ApiError::ExpiredToken,
             ApiError::BadCredentials,
             ApiError::Forbidden,
+            ApiError::CorsRefused(vec![]),
             ApiError::EmailTaken,
             ApiError::RouteNotFound,
             ApiError::MethodNotAllowed,
@@ -190,6 +195,7 @@ mod tests {
                 | ApiError::ExpiredToken
                 | ApiError::BadCredentials
                 | ApiError::Forbidden
+                | ApiError::CorsRefused(_)
                 | ApiError::EmailTaken
                 | ApiError::RouteNotFound
                 | ApiError::MethodNotAllowed
@@ -218,6 +224,7 @@ mod tests {
             (401, "A001"),
             (401, "A002"),
             (401, "A003"),
+            (403, "C004"),
             (403, "C004"),
             (409, "U002"),
             (404, "C007"),

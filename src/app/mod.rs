@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod my_coupons;
 pub mod openapi;
 pub mod page;
+pub mod security;
 pub mod state;
 pub mod validate;
 
@@ -20,9 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderValue, Method, header};
 use fred::prelude::ClientLike;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::app::error::ApiError;
 use crate::app::metrics::AppMetrics;
@@ -33,6 +32,7 @@ use crate::token::TokenKeys;
 
 /// Builds the whole API router over a state.
 pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router> {
+    let origins = security::AllowedOrigins::parse(cors_origins)?;
     let router = Router::new()
         .merge(auth::router())
         .merge(coupons::router())
@@ -47,38 +47,14 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
             state.metrics.clone(),
             metrics::track,
         ))
-        .layer(cors_layer(cors_origins)?)
+        .layer(origins.layer())
+        .layer(axum::middleware::from_fn_with_state(
+            origins.clone(),
+            security::refuse_foreign_origins,
+        ))
+        .layer(axum::middleware::from_fn(security::default_headers))
         .with_state(state);
     Ok(router)
-}
-
-/// CORS as the original: exact origins, credentials, three request headers (API.md 1.9).
-fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let origins = origins
-        .iter()
-        .map(|o| {
-            HeaderValue::from_str(o)
-                .with_context(|| format!("app.cors_allowed_origins: '{o}' is not a valid origin"))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_credentials(true)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::PATCH,
-            Method::OPTIONS,
-        ])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::CACHE_CONTROL,
-        ])
-        .expose_headers([header::AUTHORIZATION])
-        .max_age(Duration::from_secs(3600)))
 }
 
 /// Connects to both servers, migrates when configured, and returns the handler state.

@@ -162,6 +162,65 @@ async fn cors_preflight_allows_the_frontend_origin_with_credentials() {
     );
     let evil = preflight("http://evil.example").await.expect("sent");
     assert!(evil.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(
+        evil.status(),
+        403,
+        "Spring refuses a foreign origin's preflight"
+    );
+    let body: serde_json::Value = evil.json().await.expect("envelope");
+    assert_eq!(body["code"], "C004");
+    assert_eq!(body["errors"][0]["reason"], "Invalid CORS request");
+}
+
+#[tokio::test]
+async fn a_foreign_origin_is_refused_and_the_own_origin_is_not_cors() {
+    let app = spawn_app().await;
+    let get = |origin: String| {
+        app.client
+            .get(format!("{}/api/v1/coupons", app.base))
+            .header("origin", origin)
+            .send()
+    };
+    let evil = get("http://evil.example".into()).await.expect("sent");
+    assert_eq!(evil.status(), 403);
+    let body: serde_json::Value = evil.json().await.expect("envelope");
+    assert_eq!(body["code"], "C004");
+    assert_eq!(body["errors"][0]["reason"], "Invalid CORS request");
+    // The storefront served by the proxy calls the API on its own host.
+    let own = get(app.base.clone()).await.expect("sent");
+    assert_eq!(own.status(), 200);
+    let listed = get("http://localhost:3000".into()).await.expect("sent");
+    assert_eq!(listed.status(), 200);
+}
+
+#[tokio::test]
+async fn api_answers_carry_spring_securitys_default_headers() {
+    let app = spawn_app().await;
+    for path in ["/api/v1/coupons", "/api/v1/coupons/987654", "/api/v1/nope"] {
+        let resp = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("sent");
+        let h = resp.headers();
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            (
+                "cache-control",
+                "no-cache, no-store, max-age=0, must-revalidate",
+            ),
+            ("pragma", "no-cache"),
+            ("expires", "0"),
+            ("x-frame-options", "DENY"),
+        ] {
+            assert_eq!(
+                h.get(name).and_then(|v| v.to_str().ok()),
+                Some(value),
+                "{path}: {name}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

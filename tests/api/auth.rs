@@ -82,6 +82,31 @@ async fn signup_rejects_bad_fields_with_c001_and_never_echoes_the_password() {
 }
 
 #[tokio::test]
+async fn a_huge_rejected_value_comes_back_as_a_short_prefix() {
+    let app = spawn_app().await;
+    let name = "가".repeat(300_000);
+    let reply = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({"email": "huge@x.kr", "password": "password123", "name": name}),
+        )
+        .await;
+    let errors = reply.assert_error(400, "C001");
+    let echoed = errors
+        .iter()
+        .find(|e| e["field"] == "name")
+        .and_then(|e| e["value"].as_str())
+        .expect("name error");
+    assert!(
+        echoed.chars().count() <= 65,
+        "{} chars",
+        echoed.chars().count()
+    );
+    assert!(name.starts_with(echoed.trim_end_matches('…')));
+}
+
+#[tokio::test]
 async fn signup_with_a_taken_email_is_409_u002_even_when_racing() {
     let app = spawn_app().await;
     let body = json!({"email": "dup@test.kr", "password": "password123", "name": "dup"});

@@ -44,6 +44,8 @@ pub struct AppConfig {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
+    /// Largest request line plus headers accepted (431 C014 above it); Tomcat's default.
+    pub max_header_bytes: usize,
 }
 
 impl Default for AppConfig {
@@ -57,6 +59,7 @@ impl Default for AppConfig {
                 "http://192.168.56.111".into(),
             ],
             shutdown_grace: Duration::from_secs(20),
+            max_header_bytes: 8 * 1024,
         }
     }
 }
@@ -459,6 +462,9 @@ impl Settings {
         }
         if self.search.count_limit < 1 {
             bail!("search.count_limit must be at least 1");
+        }
+        if self.app.max_header_bytes < 1024 {
+            bail!("app.max_header_bytes must be at least 1024");
         }
         Ok(())
     }

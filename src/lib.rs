@@ -7,6 +7,7 @@ pub mod config; // typed, layered settings
 pub mod db; // PostgreSQL and Redis pools, migrations
 pub mod domain; // pure coupon rules: status, keywords, clock
 pub mod envelope; // the wire envelopes and the code table every role answers in
+pub mod head_guard; // request-head size, deadline and envelope rejections on every client connection
 pub mod load; // the load tool: the k6 scenarios, HDR histograms, thresholds
 pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
 pub mod password; // bcrypt hashing off the runtime

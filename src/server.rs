@@ -39,7 +39,7 @@ pub struct Process {
 /// pingora's wait after a shutdown signal before it stops its runtimes (its default is
 /// 300 s): the proxy's wait for heads on their way, then a second for their requests.
 const GRACE_PERIOD: Duration =
-    Duration::from_secs(crate::proxy::head_deadline::SHUTDOWN_LINGER.as_secs() + 1);
+    Duration::from_secs(crate::proxy::downstream::SHUTDOWN_LINGER.as_secs() + 1);
 
 /// Runs the given roles in this process until a signal stops them. Blocks; call it outside
 /// any async runtime.

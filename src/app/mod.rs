@@ -28,6 +28,7 @@ use crate::app::metrics::AppMetrics;
 use crate::app::state::AppState;
 use crate::config::Settings;
 use crate::domain::Clock;
+use crate::head_guard::{GuardedListener, HeadLimits};
 use crate::token::TokenKeys;
 
 /// Builds the whole API router over a state.
@@ -114,10 +115,15 @@ pub async fn serve<L>(
 ) -> anyhow::Result<()>
 where
     L: axum::serve::Listener,
+    L::Io: Unpin,
     L::Addr: std::fmt::Debug,
 {
     let app = router(state.clone(), &settings.app.cors_allowed_origins)?;
     let addr = listener.local_addr()?;
+    let listener = GuardedListener {
+        inner: listener,
+        limits: HeadLimits::size(settings.app.max_header_bytes),
+    };
     tracing::info!(?addr, "app role ready");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = settings.app.shutdown_grace;

@@ -235,17 +235,7 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let req = session.req_header();
-        let head_bytes = req.raw_path().len()
-            + req
-                .headers
-                .iter()
-                .map(|(n, v)| n.as_str().len() + v.len() + 4)
-                .sum::<usize>();
-        if head_bytes > self.cfg.max_header_bytes {
-            respond_error(session, ctx, Code::C014).await?;
-            return Ok(true);
-        }
+        // The head's size was bounded as it arrived (`downstream`, 431 C014).
         ctx.route = Route::of(session.req_header().uri.path());
         match ctx.route {
             Route::Ui => {

@@ -3,8 +3,8 @@
 //! How the proxy joins a process (signals, upgrade, the in-process app) is `crate::server`'s.
 
 pub mod allow;
+pub mod downstream;
 pub mod handler;
-pub mod head_deadline;
 pub mod limit;
 pub mod metrics;
 pub mod upstream;
@@ -15,12 +15,13 @@ use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 
 use crate::config::ProxyConfig;
+use crate::head_guard::HeadLimits;
+use crate::proxy::downstream::Downstream;
 use crate::proxy::handler::Proxy;
-use crate::proxy::head_deadline::WithHeadDeadline;
 use crate::proxy::upstream::Pool;
 
 /// The proxy's listening service, as pingora runs it.
-pub type ProxyService = Service<WithHeadDeadline<pingora::proxy::HttpProxy<Proxy>>>;
+pub type ProxyService = Service<Downstream<pingora::proxy::HttpProxy<Proxy>>>;
 
 /// Builds the proxy's listening service on `proxy.listen`, sending `/api/` to `pool`.
 pub fn service(
@@ -37,11 +38,15 @@ pub fn service(
         pool: Arc::new(pool),
         cfg: cfg.clone(),
     };
-    let app = WithHeadDeadline {
+    let slow_heads = metrics.clone();
+    let app = Downstream {
         app: Arc::new(pingora::proxy::http_proxy(server, proxy)),
-        limit: cfg.client_timeout,
-        metrics,
-        awaiting_head: Arc::default(),
+        limits: HeadLimits {
+            max_bytes: cfg.max_header_bytes,
+            timeout: Some(cfg.client_timeout),
+            awaiting_head: Arc::default(),
+            on_slow: Some(Arc::new(move || slow_heads.slow_client())),
+        },
     };
     let mut service = Service::new("proxy".to_owned(), app);
     // Unbuffered reads: pingora's default is a 64 KiB buffer per client connection, zeroed

@@ -10,6 +10,7 @@ mod issues;
 mod layout;
 mod load;
 mod my_coupons;
+mod protocol;
 mod proxy;
 mod schema;
 mod search;

@@ -17,9 +17,9 @@ use tokio::task::JoinHandle;
 use crate::helpers::spawn_app;
 
 /// A running proxy process, killed when dropped.
-struct ProxyProc {
+pub struct ProxyProc {
     child: Child,
-    base: String,
+    pub base: String,
     _config: tempfile_path::TempPath,
 }
 
@@ -42,7 +42,7 @@ mod tempfile_path {
 
 /// Starts `fastpick --role proxy` with `[proxy]` settings (listen is added) and waits until it
 /// serves the UI.
-async fn start_proxy(proxy_toml: &str) -> ProxyProc {
+pub async fn start_proxy(proxy_toml: &str) -> ProxyProc {
     let port = fastpick::local::free_port().expect("port");
     let path = std::env::temp_dir().join(format!("fastpick-proxy-{port}.toml"));
     std::fs::write(

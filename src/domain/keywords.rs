@@ -1,4 +1,5 @@
-//! Keyword extraction (API.md 3.3, stored normalised) and search-term parsing (change 2).
+//! Keyword extraction (the original's rule, stored normalised) and search-term parsing (every
+//! word must prefix-match one keyword; see the README's compatibility notes).
 
 /// Tells whether a character survives extraction: Hangul jamo and syllables, ASCII letters and digits.
 fn is_keyword_char(c: char) -> bool {

@@ -1,4 +1,5 @@
-//! `fastpick load`: the k6 part. Two scenarios from the original's scripts (API.md 7): `race`
+//! `fastpick load`: the k6 part. Two scenarios from the original's scripts (the same ones run
+//! with k6 from `config/k6/coupon-issue.js` and `coupon-search.js`): `race`
 //! (N users issue one coupon at the same instant) and `search` (ramping VUs searching), with a
 //! closed model (VUs) or an open model (constant arrival rate, latency counted from the
 //! scheduled send time), a live progress line, and a k6-like summary with thresholds.

@@ -1,5 +1,6 @@
-//! The original's 1,000,000-coupon recipe (API.md 5): brands, modifiers, items, dates and
-//! quantities, with keywords by the same extraction as admin create.
+//! The original's 1,000,000-coupon recipe (its `CouponDataSeeder`; the README's
+//! compatibility notes summarise it): brands, modifiers, items, dates and quantities, with
+//! keywords by the same extraction as admin create.
 
 use chrono::{Duration, NaiveDateTime};
 use rand::Rng;

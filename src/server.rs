@@ -154,27 +154,12 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         );
     }
     let with_app = roles.contains(Role::App);
-    let conf = ServerConf {
-        threads: cfg.threads.max(1),
-        // One runtime per thread, each keeping its connections (nginx's worker model): no
-        // task stealing between threads, measured 10-20% more requests per second here.
-        work_stealing: false,
-        grace_period_seconds: Some(GRACE_PERIOD.as_secs()),
-        graceful_shutdown_timeout_seconds: Some(settings.app.shutdown_grace.as_secs().max(1)),
-        pid_file: runtime_path(&settings, "proxy.pid").display().to_string(),
-        upgrade_sock: runtime_path(&settings, "upgrade.sock")
-            .display()
-            .to_string(),
-        // Not `daemon_wait_for_ready`: pingora's parent installs its SIGUSR1 handler after
-        // forking, and a quick child's signal then kills it (seen in the upgrade test).
-        ..ServerConf::default()
-    };
     let opt = Opt {
         upgrade: process.upgrade,
         daemon: process.daemon,
         ..Opt::default()
     };
-    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&settings));
     // As a service, so it runs after daemonizing: the starting process returns at once and
     // the new one waits (pingora retries for 5 s) for the old one's SIGQUIT to hand the
     // listening socket over.
@@ -218,6 +203,23 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         handle.stop();
     }
     Ok(())
+}
+
+/// pingora's settings from ours: threads, runtimes, grace periods, pid file, upgrade socket.
+fn pingora_conf(settings: &Settings) -> ServerConf {
+    ServerConf {
+        threads: settings.proxy.threads.max(1),
+        // One runtime per thread, each keeping its connections (nginx's worker model): no
+        // task stealing between threads, measured 10-20% more requests per second here.
+        work_stealing: false,
+        grace_period_seconds: Some(GRACE_PERIOD.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(settings.app.shutdown_grace.as_secs().max(1)),
+        pid_file: runtime_path(settings, "proxy.pid").display().to_string(),
+        upgrade_sock: runtime_path(settings, "upgrade.sock").display().to_string(),
+        // Not `daemon_wait_for_ready`: pingora's parent installs its SIGUSR1 handler after
+        // forking, and a quick child's signal then kills it (seen in the upgrade test).
+        ..ServerConf::default()
+    }
 }
 
 /// The in-process app's runtime and serving task, kept outside pingora so that the app

@@ -1,10 +1,12 @@
 //! Spring-style actuator endpoints: discovery, health (PostgreSQL and Redis really checked,
-//! change 10), info and Prometheus metrics.
+//! change 10), info and Prometheus metrics (text 0.0.4 or OpenMetrics, as the scraper's
+//! `Accept` prefers).
 
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::app::error::ApiError;
 use crate::app::state::AppState;
+use crate::metrics::exposition::Format;
 
 /// How long one health probe may take before it counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -130,16 +133,11 @@ async fn info() -> Json<Value> {
 }
 
 // GET /actuator/prometheus
-async fn prometheus(State(state): State<AppState>) -> Response {
-    match state.metrics.render(&state.db, &state.redis) {
-        Ok(text) => (
-            [(
-                CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
+async fn prometheus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept_opt = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept_opt);
+    match state.metrics.render(&state.db, &state.redis, format) {
+        Ok(text) => ([(CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => {
             ApiError::Internal(anyhow::anyhow!("failed to encode metrics: {e}")).into_response()
         }

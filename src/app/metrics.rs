@@ -102,6 +102,15 @@ pub struct AppMetrics {
     redis_connected: Gauge,
 }
 
+/// Why the metrics could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("failed to encode metrics")]
+    Encode(#[from] std::fmt::Error),
+    #[error("failed to read the metrics back")]
+    Parse(#[from] exposition::ParseError),
+}
+
 impl AppMetrics {
     /// Registers every metric.
     pub fn new() -> Self {
@@ -224,9 +233,19 @@ impl AppMetrics {
         db: &PgPool,
         redis: &fred::clients::Pool,
         format: Format,
-    ) -> Result<String, std::fmt::Error> {
+    ) -> Result<String, RenderError> {
         self.refresh(db, redis);
-        exposition::encode(&self.registry, format)
+        Ok(exposition::encode(&self.registry, format)?)
+    }
+
+    /// Refreshes the pool gauges and reads every family back, for `/actuator/metrics`.
+    pub fn families(
+        &self,
+        db: &PgPool,
+        redis: &fred::clients::Pool,
+    ) -> Result<Vec<exposition::Family>, RenderError> {
+        let text = self.render(db, redis, Format::Prometheus)?;
+        Ok(exposition::parse(&text)?)
     }
 
     fn refresh(&self, db: &PgPool, redis: &fred::clients::Pool) {

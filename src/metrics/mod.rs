@@ -1,8 +1,10 @@
 //! The metrics room: what every role shares to be scraped by Prometheus. A role builds its
 //! registry here (the `application` label and the process gauges come with it), takes its
 //! histogram buckets from here, and answers a scrape through [`exposition`], which picks the
-//! text format the scraper asked for.
+//! text format the scraper asked for. [`actuator`] reads the same registry as Spring Boot
+//! Actuator's `/actuator/metrics` documents.
 
+pub mod actuator;
 pub mod exposition;
 pub mod process;
 

@@ -1,7 +1,8 @@
-//! Health, metrics (Prometheus text and OpenMetrics), OpenAPI document, unknown routes and
-//! CORS.
+//! Health, metrics (Prometheus text and OpenMetrics, Actuator's JSON), OpenAPI document,
+//! unknown routes and CORS.
 
 use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::helpers::{own_servers, promtool_check, spawn_app, spawn_with};
 
@@ -113,6 +114,79 @@ async fn prometheus_text_passes_promtool_check_metrics() {
             panic!("accept {accept:?}: {report}");
         }
     }
+}
+
+#[tokio::test]
+async fn metrics_lists_names_and_reads_one_with_a_tag_filter() {
+    let app = spawn_app().await;
+    app.get("/api/v1/coupons/12345", None).await;
+    let names = app.get("/actuator/metrics", None).await;
+    assert_eq!(names.status, 200);
+    let names: Vec<&str> = names.body["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "sorted");
+    for name in ["http.server.requests", "fastpick.process.resident.memory"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let uri = "/actuator/metrics/http.server.requests?tag=uri:/api/v1/coupons/%7Bid%7D";
+    let metric = app.get(uri, None).await;
+    assert_eq!(metric.status, 200, "{:?}", metric.body);
+    let body = &metric.body;
+    assert_eq!(
+        (body["name"].as_str(), body["baseUnit"].as_str()),
+        (Some("http.server.requests"), Some("seconds"))
+    );
+    assert!(body["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        body["measurements"][0],
+        json!({"statistic": "COUNT", "value": 1.0})
+    );
+    assert_eq!(body["measurements"][1]["statistic"], "TOTAL_TIME");
+    let tags = body["availableTags"].as_array().expect("tags");
+    assert!(
+        tags.iter().all(|t| t["tag"] != "uri" && t["tag"] != "le"),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&json!({"tag": "status", "values": ["404"]})),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_of_an_unknown_name_or_unmatched_tag_is_404_and_a_bad_tag_is_400() {
+    let app = spawn_app().await;
+    app.get("/actuator/metrics/no.such.metric", None)
+        .await
+        .assert_error(404, "C007");
+    app.get(
+        "/actuator/metrics/http.server.requests?tag=status:999",
+        None,
+    )
+    .await
+    .assert_error(404, "C007");
+    app.get("/actuator/metrics/http.server.requests?tag=status", None)
+        .await
+        .assert_error(400, "C001");
+    let gauge = app
+        .get("/actuator/metrics/fastpick.process.resident.memory", None)
+        .await;
+    assert_eq!(gauge.body["baseUnit"], "bytes", "{:?}", gauge.body);
+    assert_eq!(gauge.body["measurements"][0]["statistic"], "VALUE");
+    let links = app.get("/actuator", None).await;
+    assert!(
+        links.body["_links"]["metrics"]["href"]
+            .as_str()
+            .is_some_and(|h| h.ends_with("/actuator/metrics")),
+        "{:?}",
+        links.body
+    );
 }
 
 #[tokio::test]

@@ -33,14 +33,15 @@ pub fn read() -> ProcessStats {
 
 /// Writes the process gauges, read fresh at each scrape: `process_cpu_seconds`,
 /// `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds` and
-/// `process_threads` (under the registry's prefix).
+/// `process_threads` (under the registry's prefix). Help texts end in a period, as
+/// `Registry::register` makes them for registered metrics.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcessCollector;
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = read();
-        let cpu_help = "User and system CPU time";
+        let cpu_help = "User and system CPU time.";
         gauge(
             &mut encoder,
             "process_cpu_seconds",
@@ -50,16 +51,16 @@ impl Collector for ProcessCollector {
         let integers = [
             (
                 "process_resident_memory_bytes",
-                "Resident memory",
+                "Resident memory.",
                 stats.resident_bytes,
             ),
             (
                 "process_virtual_memory_bytes",
-                "Virtual memory",
+                "Virtual memory.",
                 stats.virtual_bytes,
             ),
-            ("process_open_fds", "Open file descriptors", stats.open_fds),
-            ("process_threads", "Threads", stats.threads),
+            ("process_open_fds", "Open file descriptors.", stats.open_fds),
+            ("process_threads", "Threads.", stats.threads),
         ];
         for (name, help, value) in integers {
             gauge(

@@ -10,8 +10,8 @@ pub mod envelope; // the wire envelopes and the code table every role answers in
 pub mod head_guard; // request-head size, deadline and envelope rejections on every client connection
 pub mod load; // the load tool: the k6 scenarios, HDR histograms, thresholds
 pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
+pub mod metrics; // Prometheus metrics every role shares: registry, buckets, process gauges, exposition
 pub mod password; // bcrypt hashing off the runtime
-pub mod procstat; // process CPU, memory and fds from /proc
 pub mod proxy; // the proxy role on pingora: nginx's job
 pub mod role; // the roles a process can run
 pub mod seed; // data at scale: coupons by the original recipe, load-test users

@@ -1,10 +1,12 @@
 //! Spring-style actuator endpoints: discovery, health (PostgreSQL and Redis really checked,
-//! change 10), info and Prometheus metrics.
+//! change 10), info, metrics by name (Actuator's JSON) and Prometheus metrics (text 0.0.4 or
+//! OpenMetrics, as the scraper's `Accept` prefers).
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,6 +15,9 @@ use serde_json::{Value, json};
 
 use crate::app::error::ApiError;
 use crate::app::state::AppState;
+use crate::envelope::FieldError;
+use crate::metrics::actuator as view;
+use crate::metrics::exposition::{Family, Format};
 
 /// How long one health probe may take before it counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,6 +29,8 @@ pub fn router() -> Router<AppState> {
         .route("/actuator/health", get(health))
         .route("/actuator/health/{component}", get(health_component))
         .route("/actuator/info", get(info))
+        .route("/actuator/metrics", get(metric_names))
+        .route("/actuator/metrics/{name}", get(metric))
         .route("/actuator/prometheus", get(prometheus))
 }
 
@@ -39,6 +46,8 @@ async fn links(headers: HeaderMap) -> Json<Value> {
         "health": link("/health", false),
         "health-path": link("/health/{*path}", true),
         "info": link("/info", false),
+        "metrics": link("/metrics", false),
+        "metrics-requiredMetricName": link("/metrics/{requiredMetricName}", true),
         "prometheus": link("/prometheus", false),
     }}))
 }
@@ -129,19 +138,58 @@ async fn info() -> Json<Value> {
     Json(json!({"app": {"name": "fastpick", "version": env!("CARGO_PKG_VERSION")}}))
 }
 
-// GET /actuator/prometheus
-async fn prometheus(State(state): State<AppState>) -> Response {
-    match state.metrics.render(&state.db, &state.redis) {
-        Ok(text) => (
-            [(
-                CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            text,
-        )
-            .into_response(),
-        Err(e) => {
-            ApiError::Internal(anyhow::anyhow!("failed to encode metrics: {e}")).into_response()
+/// Reads the app's metric families, or the error to answer with.
+fn families(state: &AppState) -> Result<Vec<Family>, ApiError> {
+    state
+        .metrics
+        .families(&state.db, &state.redis)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e)))
+}
+
+/// Reads `tag=KEY:VALUE` pairs from a query string, as Actuator's `tag` parameter.
+fn tag_filter(query_opt: Option<&str>) -> Result<Vec<(String, String)>, ApiError> {
+    let query = query_opt.unwrap_or("");
+    let mut tags = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key != "tag" {
+            continue;
         }
+        let Some((tag, tag_value)) = value.split_once(':') else {
+            let reason = "tag는 KEY:VALUE 형식이어야 합니다.";
+            return Err(ApiError::Invalid(vec![FieldError::new(
+                "tag", value, reason,
+            )]));
+        };
+        tags.push((tag.to_owned(), tag_value.to_owned()));
+    }
+    Ok(tags)
+}
+
+// GET /actuator/metrics
+async fn metric_names(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let names = view::names(&families(&state)?);
+    Ok(Json(json!({ "names": names })))
+}
+
+// GET /actuator/metrics/{name}
+async fn metric(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(query_opt): RawQuery,
+) -> Result<Json<view::MetricView>, ApiError> {
+    let tags = tag_filter(query_opt.as_deref())?;
+    let families = families(&state)?;
+    view::metric(&families, &name, &tags)
+        .map(Json)
+        .ok_or(ApiError::RouteNotFound)
+}
+
+// GET /actuator/prometheus
+async fn prometheus(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept_opt = headers.get(ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(accept_opt);
+    match state.metrics.render(&state.db, &state.redis, format) {
+        Ok(text) => ([(CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(e) => ApiError::Internal(anyhow::Error::new(e)).into_response(),
     }
 }

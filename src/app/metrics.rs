@@ -1,9 +1,8 @@
-//! The app's Prometheus metrics: HTTP requests by route template and status, the pools,
-//! and the process, written as OpenMetrics text at /actuator/prometheus.
+//! The app's Prometheus metrics: HTTP requests by route template and status, issues, the
+//! search cache and the pools, served at /actuator/prometheus. The registry, buckets, process
+//! gauges and exposition formats are the shared ones of [`crate::metrics`].
 
-use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -18,7 +17,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
-use crate::procstat;
+use crate::metrics::exposition::{self, Format};
+use crate::metrics::{self as shared, latency_histogram, query_histogram};
 
 /// Labels of one HTTP request series, as Micrometer names them (the original's dashboards
 /// query `http_server_requests_seconds` by uri, status and outcome).
@@ -100,32 +100,21 @@ pub struct AppMetrics {
     db_connections: Family<StateLabel, Gauge>,
     db_max: Gauge,
     redis_connected: Gauge,
-    process_cpu: Gauge<f64, AtomicU64>,
-    process_rss: Gauge,
-    process_vsz: Gauge,
-    process_fds: Gauge,
-    process_threads: Gauge,
 }
 
-fn latency_histogram() -> Histogram {
-    // 0.5 ms .. ~16 s, doubling.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.0005, 2.0, 16,
-    ))
-}
-
-fn query_histogram() -> Histogram {
-    // 50 µs .. ~0.8 s, doubling.
-    Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-        0.00005, 2.0, 15,
-    ))
+/// Why the metrics could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("failed to encode metrics")]
+    Encode(#[from] std::fmt::Error),
+    #[error("failed to read the metrics back")]
+    Parse(#[from] exposition::ParseError),
 }
 
 impl AppMetrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let labels = [(Cow::Borrowed("application"), Cow::Borrowed("fastpick-be"))];
-        let mut registry = Registry::with_labels(labels.into_iter());
+        let mut registry = shared::role_registry("fastpick-be");
         let http = Family::<HttpLabels, Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -144,18 +133,13 @@ impl AppMetrics {
             db_connections: Family::default(),
             db_max: Gauge::default(),
             redis_connected: Gauge::default(),
-            process_cpu: Gauge::default(),
-            process_rss: Gauge::default(),
-            process_vsz: Gauge::default(),
-            process_fds: Gauge::default(),
-            process_threads: Gauge::default(),
             registry,
         };
         metrics.register_gauges()
     }
 
     fn register_gauges(mut self) -> Self {
-        let r = self.registry.sub_registry_with_prefix("fastpick");
+        let r = self.registry.sub_registry_with_prefix(shared::PREFIX);
         r.register(
             "issue_requests",
             "Issue requests by strategy and outcome",
@@ -196,27 +180,6 @@ impl AppMetrics {
             "1 when the Redis pool is connected",
             self.redis_connected.clone(),
         );
-        r.register(
-            "process_cpu_seconds",
-            "User and system CPU time",
-            self.process_cpu.clone(),
-        );
-        r.register(
-            "process_resident_memory_bytes",
-            "Resident memory",
-            self.process_rss.clone(),
-        );
-        r.register(
-            "process_virtual_memory_bytes",
-            "Virtual memory",
-            self.process_vsz.clone(),
-        );
-        r.register(
-            "process_open_fds",
-            "Open file descriptors",
-            self.process_fds.clone(),
-        );
-        r.register("process_threads", "Threads", self.process_threads.clone());
         self
     }
 
@@ -264,12 +227,28 @@ impl AppMetrics {
             .observe(seconds);
     }
 
-    /// Refreshes the gauges and writes everything as OpenMetrics text.
+    /// Refreshes the pool gauges and writes everything in `format`.
     pub fn render(
         &self,
         db: &PgPool,
         redis: &fred::clients::Pool,
-    ) -> Result<String, std::fmt::Error> {
+        format: Format,
+    ) -> Result<String, RenderError> {
+        self.refresh(db, redis);
+        Ok(exposition::encode(&self.registry, format)?)
+    }
+
+    /// Refreshes the pool gauges and reads every family back, for `/actuator/metrics`.
+    pub fn families(
+        &self,
+        db: &PgPool,
+        redis: &fred::clients::Pool,
+    ) -> Result<Vec<exposition::Family>, RenderError> {
+        let text = self.render(db, redis, Format::Prometheus)?;
+        Ok(exposition::parse(&text)?)
+    }
+
+    fn refresh(&self, db: &PgPool, redis: &fred::clients::Pool) {
         let size = i64::from(db.size());
         let idle = i64::try_from(db.num_idle()).unwrap_or(i64::MAX);
         self.db_connections
@@ -281,15 +260,6 @@ impl AppMetrics {
         self.db_max
             .set(i64::from(db.options().get_max_connections()));
         self.redis_connected.set(i64::from(redis.is_connected()));
-        let p = procstat::read();
-        self.process_cpu.set(p.cpu_seconds);
-        self.process_rss.set(to_i64(p.resident_bytes));
-        self.process_vsz.set(to_i64(p.virtual_bytes));
-        self.process_fds.set(to_i64(p.open_fds));
-        self.process_threads.set(to_i64(p.threads));
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
-        Ok(out)
     }
 }
 
@@ -297,10 +267,6 @@ impl Default for AppMetrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// Middleware: times every request and records it under its route template.

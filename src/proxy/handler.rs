@@ -16,6 +16,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::config::{AccessLog, ProxyConfig};
 use crate::envelope::{Code, ErrorBody};
+use crate::metrics::exposition::Format;
 use crate::proxy::allow::AllowList;
 use crate::proxy::limit::RateLimiter;
 use crate::proxy::metrics::ProxyMetrics;
@@ -137,6 +138,21 @@ async fn respond_error(session: &mut Session, ctx: &Ctx, code: Code) -> Result<(
 }
 
 impl Proxy {
+    /// Serves the proxy's metrics in the format the scraper's `Accept` prefers.
+    async fn serve_metrics(&self, session: &mut Session) -> Result<()> {
+        let accept_opt = session.get_header("accept").and_then(|v| v.to_str().ok());
+        let format = Format::negotiate(accept_opt);
+        let text = self
+            .metrics
+            .render(&self.pool, format)
+            .map_err(|_| Error::explain(ErrorType::InternalError, "failed to encode metrics"))?;
+        let headers = [(
+            CONTENT_TYPE,
+            HeaderValue::from_static(format.content_type()),
+        )];
+        respond(session, 200, &headers, Bytes::from(text)).await
+    }
+
     /// Serves the storefront: the file, index.html for SPA routes, or an error envelope.
     async fn serve_ui(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
         let req = session.req_header();
@@ -250,17 +266,7 @@ impl ProxyHttp for Proxy {
                     return Ok(true);
                 }
                 if ctx.route == Route::ProxyMetrics {
-                    let text = self
-                        .metrics
-                        .render(&self.pool)
-                        .map_err(|_| Error::explain(ErrorType::InternalError, "metrics"))?;
-                    let headers = [(
-                        CONTENT_TYPE,
-                        HeaderValue::from_static(
-                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                        ),
-                    )];
-                    respond(session, 200, &headers, Bytes::from(text)).await?;
+                    self.serve_metrics(session).await?;
                     return Ok(true);
                 }
             }

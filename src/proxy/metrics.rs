@@ -1,8 +1,8 @@
 //! The proxy's own metrics, served at `/actuator/proxy/prometheus` (allowlisted like the rest
 //! of `/actuator/`): requests by route and status, upstream latency, requests in flight and
-//! each upstream's health.
+//! each upstream's health, and the process gauges every role has. The registry, buckets and
+//! exposition formats are the shared ones of [`crate::metrics`].
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::RwLock;
@@ -12,9 +12,11 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::metrics::exposition::{self, Format};
+use crate::metrics::{role_registry, upstream_histogram};
 use crate::proxy::upstream::{Picked, Pool};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,19 +43,10 @@ pub struct ProxyMetrics {
     histograms: RwLock<HashMap<Option<SocketAddr>, Histogram>>,
 }
 
-fn upstream_histogram() -> Histogram {
-    // 0.25 ms .. ~8 s, doubling.
-    Histogram::new(exponential_buckets(0.00025, 2.0, 16))
-}
-
 impl ProxyMetrics {
     /// Registers every metric.
     pub fn new() -> Self {
-        let labels = [(
-            Cow::Borrowed("application"),
-            Cow::Borrowed("fastpick-proxy"),
-        )];
-        let mut registry = Registry::with_labels(labels.into_iter());
+        let mut registry = role_registry("fastpick-proxy");
         let m = ProxyMetrics {
             requests: Family::default(),
             upstream_seconds: Family::new_with_constructor(upstream_histogram as fn() -> Histogram),
@@ -147,8 +140,8 @@ impl ProxyMetrics {
         self.slow_heads.inc();
     }
 
-    /// Refreshes the upstream gauges and writes everything as OpenMetrics text.
-    pub fn render(&self, pool: &Pool) -> Result<String, std::fmt::Error> {
+    /// Refreshes the upstream gauges and writes everything in `format`.
+    pub fn render(&self, pool: &Pool, format: Format) -> Result<String, std::fmt::Error> {
         if let Pool::Remote(remote) = pool {
             for (addr, up) in remote.health() {
                 self.upstream_up
@@ -165,9 +158,7 @@ impl ProxyMetrics {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
         }
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
+        exposition::encode(&self.registry, format)
     }
 }
 

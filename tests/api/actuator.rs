@@ -1,8 +1,10 @@
-//! Health, metrics, OpenAPI document, unknown routes and CORS.
+//! Health, metrics (Prometheus text and OpenMetrics, Actuator's JSON), OpenAPI document,
+//! unknown routes and CORS.
 
 use reqwest::Method;
+use serde_json::{Value, json};
 
-use crate::helpers::{own_servers, spawn_app, spawn_with};
+use crate::helpers::{own_servers, promtool_check, spawn_app, spawn_with};
 
 #[tokio::test]
 async fn health_checks_both_servers_and_turns_503_when_redis_is_down() {
@@ -26,27 +28,15 @@ async fn health_checks_both_servers_and_turns_503_when_redis_is_down() {
         .assert_error(404, "C007");
 }
 
+/// What Prometheus 2.x sends when it scrapes.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
 #[tokio::test]
 async fn prometheus_shows_requests_by_route_template_and_process_gauges() {
     let app = spawn_app().await;
     app.get("/api/v1/coupons/12345", None).await;
-    let resp = app
-        .client
-        .get(format!("{}/actuator/prometheus", app.base))
-        .send()
-        .await
-        .expect("sent");
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    let text = resp.text().await.expect("text");
+    let (content_type, text) = app.scrape(None).await;
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     let line = text
         .lines()
         .find(|l| {
@@ -65,11 +55,138 @@ async fn prometheus_shows_requests_by_route_template_and_process_gauges() {
         "fastpick_process_resident_memory_bytes",
         "fastpick_process_open_fds",
         "fastpick_db_pool_connections",
-        "fastpick_redis_connected 1",
+        "fastpick_redis_connected{application=\"fastpick-be\"} 1",
     ] {
         assert!(text.contains(name), "{name} missing");
     }
-    assert!(text.trim_end().ends_with("# EOF"));
+}
+
+#[tokio::test]
+async fn prometheus_answers_text_by_default_and_openmetrics_only_when_preferred() {
+    let app = spawn_app().await;
+    app.get("/api/v1/coupons", None).await;
+    let text_type = "text/plain; version=0.0.4; charset=utf-8";
+    let openmetrics_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    let cases = [
+        (None, text_type, "no accept"),
+        (Some("text/plain;version=0.0.4"), text_type, "text asked"),
+        (Some("*/*"), text_type, "anything"),
+        (
+            Some(PROMETHEUS_ACCEPT),
+            openmetrics_type,
+            "prometheus's own header",
+        ),
+        (
+            Some("application/openmetrics-text;q=0.2,text/plain;q=0.8"),
+            text_type,
+            "text preferred",
+        ),
+    ];
+    for (accept, expected, why) in cases {
+        let (content_type, text) = app.scrape(accept).await;
+        assert_eq!(content_type, expected, "{why}");
+        let openmetrics = expected == openmetrics_type;
+        assert_eq!(
+            text.trim_end().ends_with("# EOF"),
+            openmetrics,
+            "{why}: EOF"
+        );
+        let counter_type = if openmetrics {
+            "# TYPE fastpick_search_cache_lookups counter"
+        } else {
+            "# TYPE fastpick_search_cache_lookups_total counter"
+        };
+        assert!(
+            text.contains(counter_type),
+            "{why}: {counter_type} in\n{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn prometheus_text_passes_promtool_check_metrics() {
+    let app = spawn_app().await;
+    app.get("/api/v1/coupons/12345", None).await;
+    app.get("/api/v1/coupons", None).await;
+    for accept in [None, Some("text/plain;version=0.0.4")] {
+        let (_, text) = app.scrape(accept).await;
+        if let Err(report) = promtool_check(&text) {
+            panic!("accept {accept:?}: {report}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_lists_names_and_reads_one_with_a_tag_filter() {
+    let app = spawn_app().await;
+    app.get("/api/v1/coupons/12345", None).await;
+    let names = app.get("/actuator/metrics", None).await;
+    assert_eq!(names.status, 200);
+    let names: Vec<&str> = names.body["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "sorted");
+    for name in ["http.server.requests", "fastpick.process.resident.memory"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let uri = "/actuator/metrics/http.server.requests?tag=uri:/api/v1/coupons/%7Bid%7D";
+    let metric = app.get(uri, None).await;
+    assert_eq!(metric.status, 200, "{:?}", metric.body);
+    let body = &metric.body;
+    assert_eq!(
+        (body["name"].as_str(), body["baseUnit"].as_str()),
+        (Some("http.server.requests"), Some("seconds"))
+    );
+    assert!(body["description"].as_str().is_some_and(|d| !d.is_empty()));
+    assert_eq!(
+        body["measurements"][0],
+        json!({"statistic": "COUNT", "value": 1.0})
+    );
+    assert_eq!(body["measurements"][1]["statistic"], "TOTAL_TIME");
+    let tags = body["availableTags"].as_array().expect("tags");
+    assert!(
+        tags.iter().all(|t| t["tag"] != "uri" && t["tag"] != "le"),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&json!({"tag": "status", "values": ["404"]})),
+        "{tags:?}"
+    );
+}
+
+#[tokio::test]
+async fn metrics_of_an_unknown_name_or_unmatched_tag_is_404_and_a_bad_tag_is_400() {
+    let app = spawn_app().await;
+    app.get("/actuator/metrics/no.such.metric", None)
+        .await
+        .assert_error(404, "C007");
+    app.get(
+        "/actuator/metrics/http.server.requests?tag=status:999",
+        None,
+    )
+    .await
+    .assert_error(404, "C007");
+    app.get("/actuator/metrics/http.server.requests?tag=status", None)
+        .await
+        .assert_error(400, "C001");
+    let gauge = app
+        .get("/actuator/metrics/fastpick.process.resident.memory", None)
+        .await;
+    assert_eq!(gauge.body["baseUnit"], "bytes", "{:?}", gauge.body);
+    assert_eq!(gauge.body["measurements"][0]["statistic"], "VALUE");
+    let links = app.get("/actuator", None).await;
+    assert!(
+        links.body["_links"]["metrics"]["href"]
+            .as_str()
+            .is_some_and(|h| h.ends_with("/actuator/metrics")),
+        "{:?}",
+        links.body
+    );
 }
 
 #[tokio::test]

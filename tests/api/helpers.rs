@@ -19,6 +19,54 @@ pub const SECRET: &str = "integration-test-secret-that-is-long-enough-0123";
 
 static POSTGRES: OnceCell<Supervised> = OnceCell::const_new();
 
+/// Where `promtool` is (Debian's prometheus package).
+const PROMTOOL: &str = "/usr/bin/promtool";
+
+/// Fetches a metrics endpoint with an optional `Accept`: (content type, body).
+pub async fn scrape(client: &Client, url: &str, accept_opt: Option<&str>) -> (String, String) {
+    let mut req = client.get(url);
+    if let Some(accept) = accept_opt {
+        req = req.header("accept", accept);
+    }
+    let resp = req.send().await.expect("scrape sent");
+    assert_eq!(resp.status(), 200, "scrape of {url}");
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (content_type, resp.text().await.expect("scrape body"))
+}
+
+/// Runs `promtool check metrics` on Prometheus text; `Err` holds its report (parse errors
+/// and lint problems) with the text it was given.
+pub fn promtool_check(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(PROMTOOL)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{PROMTOOL} must be installed (prometheus package): {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(text.as_bytes()).expect("text written");
+    drop(stdin);
+    let out = child.wait_with_output().expect("promtool ran");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && report.trim().is_empty() {
+        Ok(())
+    } else {
+        Err(format!("promtool ({}):\n{report}\non:\n{text}", out.status))
+    }
+}
+
 /// Returns the shared PostgreSQL server, starting it on first use.
 pub async fn postgres() -> &'static Supervised {
     POSTGRES
@@ -305,9 +353,17 @@ impl TestApp {
 
     /// The app's /actuator/prometheus text.
     pub async fn metrics_text(&self) -> String {
-        let url = format!("{}/actuator/prometheus", self.base);
-        let resp = self.client.get(url).send().await.expect("sent");
-        resp.text().await.expect("text")
+        self.scrape(None).await.1
+    }
+
+    /// Fetches /actuator/prometheus with an optional `Accept`: (content type, body).
+    pub async fn scrape(&self, accept_opt: Option<&str>) -> (String, String) {
+        scrape(
+            &self.client,
+            &format!("{}/actuator/prometheus", self.base),
+            accept_opt,
+        )
+        .await
     }
 
     /// The app's "now".

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{promtool_check, scrape, spawn_app};
 
 /// A running proxy process, killed when dropped.
 pub struct ProxyProc {
@@ -235,6 +235,42 @@ async fn api_and_actuator_reach_the_app_actuator_only_from_allowed_addresses() {
         )),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn proxy_metrics_pass_promtool_and_openmetrics_is_sent_only_when_preferred() {
+    let (upstream, _task) = echo_upstream("a").await;
+    let proxy = start_proxy(&format!(
+        "upstreams = [\"{upstream}\"]\nactuator_allow = [\"127.0.0.1/32\"]\n"
+    ))
+    .await;
+    reqwest::get(format!("{}/api/v1/coupons", proxy.base))
+        .await
+        .expect("via proxy");
+    let client = Client::new();
+    let url = format!("{}/actuator/proxy/prometheus", proxy.base);
+    for accept in [None, Some("text/plain;version=0.0.4")] {
+        let (content_type, text) = scrape(&client, &url, accept).await;
+        assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+        for name in [
+            "fastpick_proxy_requests_total{",
+            "fastpick_proxy_upstream_seconds_bucket{",
+            "fastpick_process_resident_memory_bytes{application=\"fastpick-proxy\"}",
+        ] {
+            assert!(text.contains(name), "{name} in\n{text}");
+        }
+        if let Err(report) = promtool_check(&text) {
+            panic!("accept {accept:?}: {report}");
+        }
+    }
+    let prometheus_accept =
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    let (content_type, text) = scrape(&client, &url, Some(prometheus_accept)).await;
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
 }
 
 #[tokio::test]

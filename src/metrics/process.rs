@@ -1,4 +1,10 @@
-//! The process's own CPU time, memory and open files, read from /proc (Linux).
+//! The process's own CPU time, memory, open files and threads, read from /proc (Linux) at
+//! each scrape and exported as gauges by every role.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 /// A snapshot of the current process.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -23,6 +29,60 @@ pub fn read() -> ProcessStats {
     }
     stats.open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
     stats
+}
+
+/// Writes the process gauges, read fresh at each scrape: `process_cpu_seconds`,
+/// `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds` and
+/// `process_threads` (under the registry's prefix). Help texts end in a period, as
+/// `Registry::register` makes them for registered metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = read();
+        let cpu_help = "User and system CPU time.";
+        gauge(
+            &mut encoder,
+            "process_cpu_seconds",
+            cpu_help,
+            stats.cpu_seconds,
+        )?;
+        let integers = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory.",
+                stats.resident_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory.",
+                stats.virtual_bytes,
+            ),
+            ("process_open_fds", "Open file descriptors.", stats.open_fds),
+            ("process_threads", "Threads.", stats.threads),
+        ];
+        for (name, help, value) in integers {
+            gauge(
+                &mut encoder,
+                name,
+                help,
+                i64::try_from(value).unwrap_or(i64::MAX),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes one gauge family of a single series.
+fn gauge<N: EncodeGaugeValue>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: N,
+) -> Result<(), std::fmt::Error> {
+    let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+    ConstGauge::new(value).encode(metric)
 }
 
 /// Parses /proc/self/stat; the command name may hold spaces, so fields count from its `)`.

@@ -158,9 +158,6 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
 
     /// One value of every variant: adding a variant breaks this match until it is listed.
@@ -250,45 +247,6 @@ mod tests {
             assert_eq!(err.code().as_str(), code);
             assert_eq!(err.into_response().status().as_u16(), status, "{code}");
         }
-    }
-
-    /// Counts the events at WARN and above.
-    struct CountWarnings(Arc<AtomicUsize>);
-
-    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountWarnings {
-        fn on_event(
-            &self,
-            event: &tracing::Event<'_>,
-            _ctx: tracing_subscriber::layer::Context<'_, S>,
-        ) {
-            if *event.metadata().level() <= tracing::Level::WARN {
-                self.0.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_server_error_is_logged_once() {
-        use tower::ServiceExt;
-        use tracing_subscriber::layer::SubscriberExt;
-
-        let count = Arc::new(AtomicUsize::new(0));
-        let subscriber = tracing_subscriber::registry().with(CountWarnings(count.clone()));
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let metrics = Arc::new(crate::app::metrics::AppMetrics::new());
-        let router = axum::Router::new()
-            .route(
-                "/",
-                axum::routing::get(|| async { ApiError::Internal(anyhow::anyhow!("boom")) }),
-            )
-            .layer(axum::middleware::from_fn_with_state(
-                metrics,
-                crate::app::metrics::track,
-            ));
-        let request = axum::http::Request::new(axum::body::Body::empty());
-        let response = router.oneshot(request).await.unwrap();
-        assert_eq!(response.status(), 500);
-        assert_eq!(count.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -223,3 +223,59 @@ async fn app_role_serves_until_sigterm_then_exits_cleanly() {
         out.1
     );
 }
+
+#[tokio::test]
+async fn a_server_error_is_logged_once_with_its_cause() {
+    let (pg, redis, settings) = crate::helpers::own_servers().await;
+    let port = fastpick::local::free_port().expect("port");
+    let mut app = fastpick()
+        .args(["--role", "app"])
+        .env("DB_HOST", "127.0.0.1")
+        .env("DB_PORT", pg.port.to_string())
+        .env("DB_NAME", &settings.database.name)
+        .env("DB_USERNAME", "postgres")
+        .env("REDIS_PORT", redis.port.to_string())
+        .env("SECRET_KEY", SECRET)
+        .env("FASTPICK_APP__LISTEN", format!("127.0.0.1:{port}"))
+        .env("FASTPICK_DATABASE__ACQUIRE_TIMEOUT", "500ms")
+        .env("FASTPICK_LOG__LEVEL", "info")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("app starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while !reqwest::get(format!("{base}/actuator/health"))
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(start.elapsed() < Duration::from_secs(30), "app not healthy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::spawn_blocking(move || pg.stop())
+        .await
+        .expect("stopped");
+    let failed = reqwest::get(format!("{base}/api/v1/coupons/1"))
+        .await
+        .expect("answered");
+    assert_eq!(failed.status(), 503);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(app.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || {
+        let mut err = String::new();
+        std::io::Read::read_to_string(app.stderr.as_mut().expect("stderr"), &mut err)
+            .expect("read stderr");
+        let _ = app.wait();
+        err
+    })
+    .await
+    .expect("log");
+    let failures: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("request failed"))
+        .collect();
+    assert_eq!(failures.len(), 1, "one line per failed request:\n{out}");
+    assert!(failures[0].contains("C010"), "{}", failures[0]);
+    drop(redis);
+}

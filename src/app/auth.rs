@@ -93,7 +93,9 @@ impl Validate for SignupRequest {
         match self.password.as_deref() {
             Some(p) if p.contains('\0') => rules.fail_secret("password", NUL_REASON),
             Some(p) if !p.trim().is_empty() => {
-                if p.encode_utf16().count() < 8 {
+                // Characters, as people and JSON Schema's minLength count them (the original
+                // counted UTF-16 units, so four emoji passed there).
+                if p.chars().count() < 8 {
                     rules.fail_secret("password", "비밀번호는 최소 8자 이상이어야 합니다.");
                 }
                 if p.len() > password::MAX_PASSWORD_BYTES {

@@ -52,7 +52,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
     Ok(router)
 }
 
-/// CORS as the original: exact origins, credentials, three request headers (API.md 1.9).
+/// CORS as the original: exact origins, credentials, three request headers.
 fn cors_layer(origins: &[String]) -> anyhow::Result<CorsLayer> {
     let origins = origins
         .iter()

@@ -1,4 +1,4 @@
-//! Coupon creation for administrators (API.md 2.7, changes 3 and 6).
+//! Coupon creation for administrators (ADMIN role; the original left it open).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header::LOCATION};
@@ -27,24 +27,25 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct CreateCouponRequest {
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
-    #[schema(example = "나이키", max_length = 30)]
+    #[schema(value_type = crate::app::openapi::types::Brand, required = true)]
     pub brand: Option<String>,
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
-    #[schema(example = "[특가] 에어포스 1", max_length = 100)]
+    #[schema(value_type = crate::app::openapi::types::Title, required = true)]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
-    #[schema(max_length = 200)]
+    #[schema(value_type = crate::app::openapi::types::Summary, required = true)]
     pub summary: Option<String>,
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
+    #[schema(value_type = crate::app::openapi::types::NotBlank, required = true)]
     pub description: Option<String>,
     #[serde(default, deserialize_with = "crate::app::lenient::opt_i64")]
-    #[schema(minimum = 1, example = 100)]
+    #[schema(value_type = crate::app::openapi::types::Quantity, required = true)]
     pub total_quantity: Option<i64>,
     #[serde(default, deserialize_with = "crate::domain::time::deserialize_opt")]
-    #[schema(value_type = String, example = "2026-01-02T00:00:00")]
+    #[schema(value_type = crate::app::openapi::types::WireDateTime, required = true)]
     pub start_at: Option<NaiveDateTime>,
     #[serde(default, deserialize_with = "crate::domain::time::deserialize_opt")]
-    #[schema(value_type = String, example = "2026-01-08T00:00:00")]
+    #[schema(value_type = crate::app::openapi::types::WireDateTime, required = true)]
     pub end_at: Option<NaiveDateTime>,
 }
 
@@ -95,6 +96,10 @@ impl Validate for CreateCouponRequest {
 // POST /api/v1/admin/coupons
 #[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "admin", request_body = CreateCouponRequest,
     security(("bearer" = [])),
+    description = "Creates a coupon with its search keywords (taken from brand and title). Needs an ADMIN user, checked in the database on every call. \
+        Compatibility: the original let anyone create coupons; it accepted a start at or after the end (now 400 C001 on endAt) and \
+        failed with 500 on text longer than its columns (now 400 C001 naming the field). The `Location` header names the new coupon, as in the original, \
+        though nothing serves GET on it.",
     responses((status = 201, body = Envelope<i64>, description = "data is the new coupon id; Location header set"),
         (status = 400, body = ErrorBody, description = "C001 invalid (including start >= end), C002 wrong type or date format"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "C004 not an admin")))]

@@ -1,4 +1,5 @@
-//! Sign-up, login and refresh-token rotation under /api/v1/auth (API.md 2.1, 2.2, change 5).
+//! Sign-up, login and refresh-token rotation under /api/v1/auth; what differs from the original
+//! service (token types, rotation, password rules) is in the OpenAPI descriptions of these operations.
 
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::HeaderMap;
@@ -31,13 +32,13 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignupRequest {
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
-    #[schema(example = "user@example.com")]
+    #[schema(value_type = crate::app::openapi::types::Email, required = true)]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
-    #[schema(example = "password123", min_length = 8)]
+    #[schema(value_type = crate::app::openapi::types::NewPassword, required = true)]
     pub password: Option<String>,
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
-    #[schema(example = "홍길동")]
+    #[schema(value_type = crate::app::openapi::types::Name, required = true)]
     pub name: Option<String>,
 }
 
@@ -45,8 +46,11 @@ pub struct SignupRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginRequest {
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
+    #[schema(value_type = crate::app::openapi::types::Email, required = true)]
     pub email: Option<String>,
+    /// No length rule: accounts made by the original log in with what they have.
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
+    #[schema(value_type = crate::app::openapi::types::NotBlank, required = true)]
     pub password: Option<String>,
 }
 
@@ -55,6 +59,7 @@ pub struct LoginRequest {
 #[serde(rename_all = "camelCase")]
 pub struct RefreshRequest {
     #[serde(default, deserialize_with = "crate::app::lenient::opt_string")]
+    #[schema(value_type = crate::app::openapi::types::NotBlank, required = true)]
     pub refresh_token: Option<String>,
 }
 
@@ -93,7 +98,9 @@ impl Validate for SignupRequest {
         match self.password.as_deref() {
             Some(p) if p.contains('\0') => rules.fail_secret("password", NUL_REASON),
             Some(p) if !p.trim().is_empty() => {
-                if p.encode_utf16().count() < 8 {
+                // Characters, as people and JSON Schema's minLength count them (the original
+                // counted UTF-16 units, so four emoji passed there).
+                if p.chars().count() < 8 {
                     rules.fail_secret("password", "비밀번호는 최소 8자 이상이어야 합니다.");
                 }
                 if p.len() > password::MAX_PASSWORD_BYTES {
@@ -144,6 +151,9 @@ struct UserRow {
 
 // POST /api/v1/auth/signup
 #[utoipa::path(post, path = "/api/v1/auth/signup", tag = "auth", request_body = SignupRequest,
+    description = "Creates a USER and returns a token pair. The e-mail is stored as sent (no trimming, no lower-casing) and must be unique, compared exactly. \
+        Compatibility: the password needs 8 characters (the original counted UTF-16 units) and at most 72 bytes of UTF-8 (the original failed with 500); \
+        a racing duplicate is 409 U002 (was 500); a rejected password is never echoed in `errors` (the original echoed it).",
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::envelope::ErrorBody, description = "C001 invalid input, C002 wrong type"),
         (status = 409, body = crate::envelope::ErrorBody, description = "U002 e-mail taken"), (status = 415, body = crate::envelope::ErrorBody)))]
 #[tracing::instrument(level = "debug", skip_all)]
@@ -187,6 +197,10 @@ async fn signup(
 
 // POST /api/v1/auth/login
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    description = "Returns a new token pair for a known e-mail and password. Passwords are checked against the stored bcrypt hash \
+        (hashes written by the original service, `$2a$10$…`, work); the password has no length rule here, as in the original. \
+        The access token lasts 30 minutes and the refresh token 7 days by default. Compatibility: tokens now carry a type, \
+        so a refresh token is not accepted where an access token is expected (the original accepted it).",
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::envelope::ErrorBody),
         (status = 401, body = crate::envelope::ErrorBody, description = "A003 wrong e-mail or password")))]
 #[tracing::instrument(level = "debug", skip_all)]
@@ -219,7 +233,8 @@ async fn login(
 
 // POST /api/v1/auth/refresh
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
-    description = "Exchanges a refresh token for a new pair; the old refresh token stops working (rotation).",
+    description = "Exchanges a refresh token for a new pair; the old refresh token stops working (rotation, one live refresh token per user). \
+        New in FastPick: the original issued refresh tokens but had no operation that took them.",
     responses((status = 200, body = Envelope<AuthData>), (status = 400, body = crate::envelope::ErrorBody),
         (status = 401, body = crate::envelope::ErrorBody, description = "A001 invalid or already used, A002 expired")))]
 #[tracing::instrument(level = "debug", skip_all)]

@@ -1,4 +1,4 @@
-//! The logged-in user's issued coupons (API.md 2.6, change 9).
+//! The logged-in user's issued coupons, newest first, with a status filter and a title search.
 
 use axum::extract::State;
 use axum::routing::get;
@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::app::auth::AuthUser;
 use crate::app::error::{ApiError, Result};
 use crate::app::extract::{QueryParams, enum_param};
+use crate::app::openapi::types as doc;
 use crate::app::page::{Page, PageRequest};
 use crate::app::state::AppState;
 use crate::app::validate::NUL_REASON;
@@ -118,9 +119,14 @@ fn push_conditions(
 
 // GET /api/v1/my/coupons
 #[utoipa::path(get, path = "/api/v1/my/coupons", tag = "issues", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "ALL | AVAILABLE | USED | EXPIRED (not used and ended)"),
-        ("search" = Option<String>, Query, description = "Part of the title, case-insensitive"),
-        ("page" = Option<i32>, Query), ("size" = Option<i32>, Query)),
+    description = "Pages through the coupons issued to the token's user, newest first, including coupons disabled since. \
+        Compatibility: EXPIRED lists coupons that are not used and have ended (the original also listed used ones, and missed those ending exactly now); \
+        the title search is trimmed and case-insensitive (the original's was case-sensitive).",
+    params(("status" = Option<doc::MyCouponFilter>, Query),
+        ("search" = Option<doc::AnyText>, Query, description = "Part of the title, case-insensitive, trimmed; no length limit"),
+        ("page" = Option<doc::PageParam>, Query, description = "0-based page number; default 0, a negative one is 0"),
+        ("size" = Option<doc::PageParam>, Query, description = "Page size; default 10, below 1 is 10, above 2000 is 2000"),
+        ("sort" = Option<String>, Query, description = "Accepted and ignored (only echoed in the page's `sort` objects)")),
     responses((status = 200, body = Envelope<Page<MyCoupon>>), (status = 400, body = ErrorBody, description = "C001 bad status"),
         (status = 401, body = ErrorBody, description = "C003, A001, A002")))]
 #[tracing::instrument(level = "debug", skip_all, fields(user_id = user.id))]

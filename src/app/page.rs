@@ -1,5 +1,5 @@
-//! Paging as Spring Data does it: `page`/`size`/`sort` parsing (API.md 1.12) and the
-//! `PageImpl` JSON the frontend reads.
+//! Paging as Spring Data does it, as the original service did: lenient `page`/`size`/`sort`
+//! parsing and the `PageImpl` JSON the frontend reads.
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -107,6 +107,46 @@ async fn a_huge_rejected_value_comes_back_as_a_short_prefix() {
 }
 
 #[tokio::test]
+async fn signup_refuses_a_number_or_boolean_for_a_text_field_with_c002() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            json!({"email": "num@test.kr", "password": 12345678, "name": "n"}),
+            "password",
+        ),
+        (
+            json!({"email": "num@test.kr", "password": "password123", "name": 42}),
+            "name",
+        ),
+        (
+            json!({"email": "num@test.kr", "password": "password123", "name": true}),
+            "name",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = app.post("/api/v1/auth/signup", None, body.clone()).await;
+        let errors = r.assert_error(400, "C002");
+        assert_eq!(errors[0]["field"], field, "for {body}");
+        assert_eq!(errors[0]["value"], "", "value echoed for {body}");
+    }
+}
+
+#[tokio::test]
+async fn signup_counts_password_length_in_characters() {
+    let app = spawn_app().await;
+    // Four emoji are eight UTF-16 units but four characters.
+    let short = json!({"email": "emoji@test.kr", "password": "😀😀😀😀", "name": "e"});
+    let errors = app
+        .post("/api/v1/auth/signup", None, short)
+        .await
+        .assert_error(400, "C001");
+    assert_eq!(errors[0]["field"], "password");
+    let long = json!({"email": "emoji@test.kr", "password": "😀😀😀😀😀😀😀😀", "name": "e"});
+    let r = app.post("/api/v1/auth/signup", None, long).await;
+    assert_eq!(r.data()["user"]["email"], "emoji@test.kr");
+}
+
+#[tokio::test]
 async fn signup_with_a_taken_email_is_409_u002_even_when_racing() {
     let app = spawn_app().await;
     let body = json!({"email": "dup@test.kr", "password": "password123", "name": "dup"});

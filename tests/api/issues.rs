@@ -70,13 +70,19 @@ async fn bad_issue_requests_get_4xx_envelopes() {
         .await
         .assert_error(400, "C002");
     assert_eq!(errors[0]["field"], "couponId");
-    // Jackson's coercions: a float is truncated and a numeric string is a number.
-    app.post(path, Some(&token), json!({"couponId": 1.5}))
+    // Kept from Jackson: an integral float and a numeric string are integers.
+    app.post(path, Some(&token), json!({"couponId": 77.0}))
         .await
         .assert_error(404, "CP01");
     app.post(path, Some(&token), json!({"couponId": "77"}))
         .await
         .assert_error(404, "CP01");
+    // Not kept: a fraction was truncated to some other coupon's id.
+    let errors = app
+        .post(path, Some(&token), json!({"couponId": 1.5}))
+        .await
+        .assert_error(400, "C002");
+    assert_eq!(errors[0]["field"], "couponId");
     app.send_raw(
         reqwest::Method::POST,
         path,

@@ -23,7 +23,13 @@ const ALL: [IssueStrategy; 3] = [
 
 /// An app on a fresh database and its own Redis, issuing with `strategy`.
 async fn spawn_strategy(strategy: IssueStrategy) -> TestApp {
-    spawn_app_with(|s| s.issue.strategy = strategy).await
+    spawn_app_with(|s| {
+        s.issue.strategy = strategy;
+        // These tests are about exactness, not latency: on a busy machine db-lock's queue
+        // behind one row lock can outlast the default 5 s wait for a pool connection.
+        s.database.acquire_timeout = Duration::from_secs(60);
+    })
+    .await
 }
 
 /// Runs the load tool's race: every token once, all at the same instant.

@@ -1,4 +1,5 @@
-//! Coupon list/search and detail, public (API.md 2.3, 2.4, changes 1–3).
+//! Coupon list/search and detail, public. How they differ from the original service (one row
+//! per coupon, usable search, one status rule) is in the OpenAPI descriptions of the two operations.
 //!
 //! Search at scale: [`query`] holds the index-driven SQL and the bounded count, [`cache`]
 //! the Redis page cache with its invalidation.
@@ -22,6 +23,7 @@ use crate::app::coupons::cache::Lookup;
 use crate::app::coupons::query::SearchQuery;
 use crate::app::error::{ApiError, Result};
 use crate::app::extract::QueryParams;
+use crate::app::openapi::types as doc;
 use crate::app::page::Page;
 use crate::app::state::AppState;
 use crate::domain::{CouponStatus, coupon_status};
@@ -101,9 +103,14 @@ impl CouponRow {
 
 // GET /api/v1/coupons
 #[utoipa::path(get, path = "/api/v1/coupons", tag = "coupons",
-    params(("search" = Option<String>, Query, description = "Words (max 50 chars); each must prefix-match a keyword, case-insensitive"),
-        ("filterType" = Option<String>, Query, description = "ALL | READY | ISSUING | CLOSED"),
-        ("page" = Option<i32>, Query), ("size" = Option<i32>, Query), ("sort" = Option<String>, Query, description = "Accepted and ignored")),
+    description = "Lists coupons that are not disabled, newest first, optionally filtered by search words and a status filter. A token, valid or not, is ignored. \
+        Compatibility: one row per coupon (the original repeated a coupon once per matching keyword, and counted those rows in `totalElements`), \
+        coupons without keywords are listed when no search is given, and the search is trimmed and case-insensitive for Latin letters (the original matched \
+        the untrimmed text case-sensitively as one prefix). Each item's `status` follows the one status rule (see the document's description).",
+    params(("search" = Option<doc::SearchText>, Query), ("filterType" = Option<doc::FilterType>, Query),
+        ("page" = Option<doc::PageParam>, Query, description = "0-based page number; default 0, a negative one is 0"),
+        ("size" = Option<doc::PageParam>, Query, description = "Page size; default 10, below 1 is 10, above 2000 is 2000"),
+        ("sort" = Option<String>, Query, description = "Accepted and ignored (only echoed in the page's `sort` objects)")),
     responses((status = 200, body = Envelope<Page<CouponSummary>>, description = "Newest first. `last` is exact; `totalElements` is exact up to search.count_limit (1,000 by default) matches, past it a floor that is still beyond the requested page. With search.cache = redis a page may be served from Redis: creating or selling out a coupon invalidates at once, other changes show within search.cache_ttl (10 s)"),
         (status = 400, body = ErrorBody, description = "C001")))]
 #[tracing::instrument(level = "debug", skip_all)]
@@ -196,9 +203,13 @@ pub fn parse_id(path: std::result::Result<Path<String>, PathRejection>) -> Resul
 }
 
 // GET /api/v1/coupons/{id}
-#[utoipa::path(get, path = "/api/v1/coupons/{id}", tag = "coupons", params(("id" = i64, Path)),
-    responses((status = 200, body = Envelope<CouponDetail>), (status = 400, body = ErrorBody, description = "C002 id not an integer"),
-        (status = 404, body = ErrorBody, description = "CP01 no such coupon, or disabled")))]
+#[utoipa::path(get, path = "/api/v1/coupons/{id}", tag = "coupons",
+    params(("id" = i64, Path, description = "Decimal 64-bit integer")),
+    description = "Returns one coupon that is not disabled. A token, valid or not, is ignored. \
+        Compatibility: `status` follows the same rule as the list (the original's detail ranked READY before EXPIRED and EXHAUSTED, its list did not). \
+        The detail has `description` and no `summary`, as in the original.",
+    responses((status = 200, body = Envelope<CouponDetail>), (status = 400, body = ErrorBody, description = "C002 id not a 64-bit integer"),
+        (status = 404, body = ErrorBody, description = "CP01 no such coupon, or disabled; C007 when the id is empty (no such path)")))]
 #[tracing::instrument(level = "debug", skip_all)]
 async fn get_coupon(
     State(state): State<AppState>,

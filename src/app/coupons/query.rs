@@ -123,8 +123,8 @@ impl SearchQuery {
 /// Adds the conditions the page and the count share.
 fn push_conditions(qb: &mut QueryBuilder<Postgres>, q: &SearchQuery, now: NaiveDateTime) {
     qb.push(" from tb_coupon c where c.use_status = 'AVAILABLE'");
-    // The one status rule (API.md change 3): READY before the period, ISSUING inside it
-    // with stock, CLOSED = EXPIRED or EXHAUSTED.
+    // The one status rule (the OpenAPI document's description states it): READY before the
+    // period, ISSUING inside it with stock, CLOSED = EXPIRED or EXHAUSTED.
     match q.filter {
         FilterType::All => {}
         FilterType::Ready => {

@@ -1,4 +1,4 @@
-//! Issuing a coupon to the logged-in user (API.md 2.5, change 8), by the configured strategy
+//! Issuing a coupon to the logged-in user, by the configured strategy
 //! (`issue.strategy`: db-lock, db-atomic, redis-gate); every strategy answers the same codes
 //! in the same order and is exact under concurrency.
 
@@ -40,7 +40,7 @@ pub fn router() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 pub struct IssueRequest {
     #[serde(default, deserialize_with = "crate::app::lenient::opt_i64")]
-    #[schema(example = 19)]
+    #[schema(value_type = crate::app::openapi::types::CouponId, required = true)]
     pub coupon_id: Option<i64>,
 }
 
@@ -56,7 +56,12 @@ impl Validate for IssueRequest {
 // POST /api/v1/coupon-issues
 #[utoipa::path(post, path = "/api/v1/coupon-issues", tag = "issues", request_body = IssueRequest,
     security(("bearer" = [])),
+    description = "Issues a coupon to the token's user: at most one per user and coupon, never more than the coupon's total, exact under concurrency. \
+        The checks run in the original's order: CP01 no such coupon, CP05 already issued, CP02 disabled, CP03 outside the period, CP04 sold out. \
+        Compatibility: the answer is 200 with the new id, as in the original; a unique (user, coupon) index now guards it too; \
+        a deleted user's token is 401 A001 (was 500); through the FastPick proxy, a client over the issue rate limit gets 429 C011.",
     responses((status = 200, body = Envelope<i64>, description = "data is the new issued-coupon id"),
+        (status = 429, body = ErrorBody, description = "C011: over the proxy's issue rate limit (only through the proxy)"),
         (status = 400, body = ErrorBody, description = "C001/C002 bad body; CP05 already issued, CP02 disabled, CP03 outside the period, CP04 sold out (checked in that order)"),
         (status = 401, body = ErrorBody, description = "C003 missing, A001 invalid, A002 expired token"),
         (status = 404, body = ErrorBody, description = "CP01 no such coupon"),

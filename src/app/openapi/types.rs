@@ -72,6 +72,15 @@ fn text(description: &str) -> ObjectBuilder {
         .description(Some(description))
 }
 
+/// Text that is not blank, has no NUL and is at most `max` characters long.
+fn bounded_text(max: usize, example: &str) -> RefOr<Schema> {
+    text(&format!("Not blank, no NUL, at most {max} characters."))
+        .max_length(Some(max))
+        .pattern(Some(not_blank_pattern()))
+        .examples([example])
+        .into()
+}
+
 /// Declares a schema type that exists only in the document.
 macro_rules! doc_schema {
     ($(#[$meta:meta])* $name:ident => $body:expr) => {
@@ -125,38 +134,22 @@ doc_schema!(
 
 doc_schema!(
     /// A name of at most 50 characters.
-    Name => text("Not blank, no NUL, at most 50 characters.")
-        .max_length(Some(50))
-        .pattern(Some(not_blank_pattern()))
-        .examples(["홍길동"])
-        .into()
+    Name => bounded_text(50, "홍길동")
 );
 
 doc_schema!(
     /// A brand of at most 30 characters.
-    Brand => text("Not blank, no NUL, at most 30 characters.")
-        .max_length(Some(30))
-        .pattern(Some(not_blank_pattern()))
-        .examples(["나이키"])
-        .into()
+    Brand => bounded_text(30, "나이키")
 );
 
 doc_schema!(
     /// A title of at most 100 characters.
-    Title => text("Not blank, no NUL, at most 100 characters.")
-        .max_length(Some(100))
-        .pattern(Some(not_blank_pattern()))
-        .examples(["[특가] 에어포스 1"])
-        .into()
+    Title => bounded_text(100, "[특가] 에어포스 1")
 );
 
 doc_schema!(
     /// A summary of at most 200 characters.
-    Summary => text("Not blank, no NUL, at most 200 characters.")
-        .max_length(Some(200))
-        .pattern(Some(not_blank_pattern()))
-        .examples(["요약 설명"])
-        .into()
+    Summary => bounded_text(200, "요약 설명")
 );
 
 doc_schema!(

@@ -206,10 +206,19 @@ impl Site {
     }
 }
 
+/// Wraps embedded data without copying it when it lives in the binary (release builds);
+/// debug builds read the files from disk, and those bytes are moved in.
+fn shared_bytes(data: std::borrow::Cow<'static, [u8]>) -> Bytes {
+    match data {
+        std::borrow::Cow::Borrowed(bytes) => Bytes::from_static(bytes),
+        std::borrow::Cow::Owned(bytes) => Bytes::from(bytes),
+    }
+}
+
 /// Reads one embedded file with its precompressed bodies.
 fn load_asset(path: &str) -> Option<Asset> {
     let file = Embedded::get(path)?;
-    let body = Bytes::from(file.data.into_owned());
+    let body = shared_bytes(file.data);
     let mime = file.metadata.mimetype();
     let content_type = if mime.starts_with("text/") || mime.contains("javascript") {
         format!("{mime}; charset=utf-8")
@@ -220,7 +229,7 @@ fn load_asset(path: &str) -> Option<Asset> {
         is_text(&content_type)
             .then(|| Precompressed::get(&format!("{path}.{ext}")))
             .flatten()
-            .map(|f| Bytes::from(f.data.into_owned()))
+            .map(|f| shared_bytes(f.data))
     };
     let hash = file.metadata.sha256_hash();
     let etag = format!("\"{}\"", hashed::hex(&hash[..12]));

@@ -25,6 +25,7 @@ pub struct Settings {
     pub issue: IssueConfig,
     pub search: SearchConfig,
     pub proxy: ProxyConfig,
+    pub monitor: MonitorConfig,
     pub log: LogConfig,
 }
 
@@ -285,6 +286,101 @@ impl Default for ProxyConfig {
     }
 }
 
+/// The monitor (monitor role): the original's Prometheus with its postgres and redis
+/// exporters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MonitorConfig {
+    /// Address of the query API, `/metrics` and the collectors' pages (Prometheus's port).
+    pub listen: SocketAddr,
+    /// Where sealed chunks and the head checkpoint are kept.
+    pub data_dir: std::path::PathBuf,
+    /// Default scrape interval of jobs that set none (prometheus.yml's global default).
+    #[serde(deserialize_with = "duration")]
+    pub scrape_interval: Duration,
+    /// Default scrape timeout; never longer than a job's interval.
+    #[serde(deserialize_with = "duration")]
+    pub scrape_timeout: Duration,
+    /// Scrape jobs.
+    pub jobs: Vec<ScrapeJob>,
+    /// An existing Prometheus configuration whose `scrape_configs` (static targets) are added
+    /// to `jobs`, so a setup moves over unchanged.
+    pub prometheus_config: Option<std::path::PathBuf>,
+    /// Collects PostgreSQL's statistics (postgres_exporter's names) from `[database]`.
+    pub postgres: bool,
+    /// Collects Redis's INFO (redis_exporter's names) from `[redis]`.
+    pub redis: bool,
+    /// Samples older than this are deleted (Prometheus's default is 15 days).
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// Oldest data is deleted while the data directory holds more than this (0: no limit).
+    pub retention_bytes: u64,
+    /// How often new chunks and the head checkpoint are written: the most a SIGKILL loses.
+    #[serde(deserialize_with = "duration")]
+    pub flush_interval: Duration,
+    /// How far back an instant query looks for a series' latest sample.
+    #[serde(deserialize_with = "duration")]
+    pub lookback: Duration,
+    /// Samples one query may load before it is refused.
+    pub query_max_samples: usize,
+    /// Where samples are also sent with Prometheus remote write 1.0 (none: not sent).
+    pub remote_write_url: Option<String>,
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 9090)),
+            data_dir: std::path::PathBuf::from("/var/lib/fastpick/monitor"),
+            scrape_interval: Duration::from_secs(15),
+            scrape_timeout: Duration::from_secs(10),
+            jobs: Vec::new(),
+            prometheus_config: None,
+            postgres: false,
+            redis: false,
+            retention: Duration::from_secs(15 * 24 * 3600),
+            retention_bytes: 0,
+            flush_interval: Duration::from_secs(10),
+            lookback: Duration::from_secs(300),
+            query_max_samples: 50_000_000,
+            remote_write_url: None,
+        }
+    }
+}
+
+/// One scrape job: the same path on every target (prometheus.yml's `scrape_configs` entry
+/// with `static_configs`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeJob {
+    /// The `job` label.
+    pub name: String,
+    /// "host:port" of each target; each becomes an `instance` label.
+    pub targets: Vec<String>,
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+    /// `http` (the only scheme served here).
+    #[serde(default = "default_scheme")]
+    pub scheme: String,
+    /// This job's interval (the monitor's default when absent).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub interval: Option<Duration>,
+    /// This job's timeout (the monitor's default when absent).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub timeout: Option<Duration>,
+    /// Labels added to every series of the job's targets.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+fn default_scheme() -> String {
+    "http".into()
+}
+
 /// Upstream selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -429,6 +525,44 @@ impl Settings {
         if roles.contains(Role::App) {
             self.validate_app()?;
         }
+        if roles.contains(Role::Monitor) {
+            self.validate_monitor()?;
+        }
+        Ok(())
+    }
+
+    fn validate_monitor(&self) -> anyhow::Result<()> {
+        let m = &self.monitor;
+        if m.scrape_interval.is_zero() || m.scrape_timeout.is_zero() {
+            bail!("monitor.scrape_interval and monitor.scrape_timeout must be longer than zero");
+        }
+        if m.flush_interval.is_zero() {
+            bail!("monitor.flush_interval must be longer than zero");
+        }
+        if m.lookback.as_millis() < 1 {
+            bail!("monitor.lookback must be at least 1ms");
+        }
+        for job in &m.jobs {
+            if job.name.is_empty() {
+                bail!("monitor.jobs: every job needs a name");
+            }
+            if job.scheme != "http" {
+                bail!("monitor.jobs '{}': scheme must be http", job.name);
+            }
+            if !job.metrics_path.starts_with('/') {
+                bail!(
+                    "monitor.jobs '{}': metrics_path must start with '/'",
+                    job.name
+                );
+            }
+            if job.interval.is_some_and(|d| d.is_zero()) || job.timeout.is_some_and(|d| d.is_zero())
+            {
+                bail!(
+                    "monitor.jobs '{}': interval and timeout must be longer than zero",
+                    job.name
+                );
+            }
+        }
         Ok(())
     }
 
@@ -495,6 +629,11 @@ fn duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
         return Ok(Duration::from_secs(secs));
     }
     humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// A duration that may be absent.
+fn optional_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Option<Duration>, D::Error> {
+    duration(de).map(Some)
 }
 
 /// Secrets may look like numbers in an env file (`DB_PASSWORD=1234`); take them as text.

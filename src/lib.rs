@@ -11,6 +11,7 @@ pub mod head_guard; // request-head size, deadline and envelope rejections on ev
 pub mod load; // the load tool: the k6 scenarios, HDR histograms, thresholds
 pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
 pub mod metrics; // Prometheus metrics every role shares: registry, buckets, process gauges, exposition
+pub mod monitor; // the monitor role: scrape, store, PromQL, the Prometheus HTTP API
 pub mod password; // bcrypt hashing off the runtime
 pub mod proxy; // the proxy role on pingora: nginx's job
 pub mod role; // the roles a process can run

@@ -23,11 +23,6 @@ impl Role {
             Role::Monitor => "monitor",
         }
     }
-
-    /// Tells whether this build can run the role; the others refuse to start.
-    pub fn is_built(self) -> bool {
-        matches!(self, Role::App | Role::Proxy)
-    }
 }
 
 impl fmt::Display for Role {
@@ -64,11 +59,6 @@ impl RoleSet {
     /// Iterates the roles in start-up order.
     pub fn iter(&self) -> impl Iterator<Item = Role> + '_ {
         self.0.iter().copied()
-    }
-
-    /// Returns the roles this build cannot run yet.
-    pub fn unbuilt(&self) -> Vec<Role> {
-        self.iter().filter(|r| !r.is_built()).collect()
     }
 }
 
@@ -121,13 +111,5 @@ mod tests {
                 "{bad:?} should be rejected"
             );
         }
-    }
-
-    #[test]
-    fn reports_roles_not_built_yet() {
-        let set: RoleSet = "all".parse().unwrap();
-        assert_eq!(set.unbuilt(), vec![Role::Monitor]);
-        assert!("proxy+app".parse::<RoleSet>().unwrap().unbuilt().is_empty());
-        assert!("app".parse::<RoleSet>().unwrap().unbuilt().is_empty());
     }
 }

@@ -47,7 +47,11 @@ pub fn run(settings: Settings, roles: &RoleSet, process: Process) -> anyhow::Res
     if (process.upgrade || process.daemon) && !roles.contains(Role::Proxy) {
         bail!("--upgrade and --daemon are for the proxy role (pingora's upgrade and daemon mode)");
     }
-    check_roles(&settings, roles)?;
+    if process.upgrade && roles.contains(Role::Monitor) {
+        // Two processes cannot share the monitor's port and store: restart it instead.
+        bail!("--upgrade cannot hand the monitor over; run the monitor in a process of its own");
+    }
+    settings.validate(roles)?;
     if roles.contains(Role::Proxy) {
         return run_with_pingora(settings, roles, process);
     }
@@ -55,27 +59,45 @@ pub fn run(settings: Settings, roles: &RoleSet, process: Process) -> anyhow::Res
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
-    runtime.block_on(run_app(settings))
+    runtime.block_on(run_without_proxy(settings, roles))
 }
 
-/// Refuses roles not built yet and settings the roles cannot run with.
-fn check_roles(settings: &Settings, roles: &RoleSet) -> anyhow::Result<()> {
-    let unbuilt = roles.unbuilt();
-    if !unbuilt.is_empty() {
-        let names: Vec<&str> = unbuilt.iter().map(|r| r.as_str()).collect();
-        bail!(
-            "role {} is not built yet in this version of fastpick; available roles: app, proxy",
-            names.join(", ")
-        );
-    }
-    settings.validate(roles)
+/// Runs the app, the monitor or both on one runtime until SIGTERM or SIGINT.
+async fn run_without_proxy(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let app = async {
+        if !roles.contains(Role::App) {
+            return Ok(());
+        }
+        let listener = bind(settings.app.listen)
+            .with_context(|| format!("failed to bind app.listen {}", settings.app.listen))?;
+        let state = crate::app::build_state(&settings).await?;
+        crate::app::serve(&settings, state, listener, stopped(stop_rx.clone())).await
+    };
+    let monitor = async {
+        if !roles.contains(Role::Monitor) {
+            return Ok(());
+        }
+        run_monitor(&settings, stopped(stop_rx.clone())).await
+    };
+    tokio::try_join!(app, monitor).map(|_| ())
 }
 
-/// Serves the app role on `app.listen` until SIGTERM or SIGINT.
-async fn run_app(settings: Settings) -> anyhow::Result<()> {
-    let listener = bind(settings.app.listen)
-        .with_context(|| format!("failed to bind app.listen {}", settings.app.listen))?;
-    serve_app(settings, listener).await
+/// Serves the monitor role on `monitor.listen` until `stopped` resolves.
+async fn run_monitor(
+    settings: &Settings,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = bind(settings.monitor.listen)
+        .with_context(|| format!("failed to bind monitor.listen {}", settings.monitor.listen))?;
+    crate::monitor::serve(settings, listener, stopped).await
 }
 
 /// Serves the app role on a bound listener until SIGTERM or SIGINT (also `fastpick demo`'s).
@@ -173,7 +195,7 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         }
         // Named for this process: during an upgrade the old and the new app both run.
         let socket = runtime_path(&settings, &format!("app-{}.sock", unique_suffix()));
-        let (app, handle) = InProcessApp::new(&settings, socket.clone());
+        let (app, handle) = SideRole::app(&settings, socket.clone());
         let app = server.add_service(background_service("app", app));
         app.add_dependency(&bootstrap);
         in_process_app = Some((app, handle));
@@ -196,10 +218,20 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
     if let Some((app, _)) = &in_process_app {
         proxy.add_dependency(app);
     }
+    let monitor = roles.contains(Role::Monitor).then(|| {
+        let (monitor, handle) = SideRole::monitor(&settings);
+        server
+            .add_service(background_service("monitor", monitor))
+            .add_dependency(&bootstrap);
+        handle
+    });
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, in_process_app = with_app, "proxy role ready");
     server.run(RunArgs::default());
     tracing::info!("proxy role stopped");
     if let Some((_, handle)) = in_process_app {
+        handle.stop();
+    }
+    if let Some(handle) = monitor {
         handle.stop();
     }
     Ok(())
@@ -222,56 +254,119 @@ fn pingora_conf(settings: &Settings) -> ServerConf {
     }
 }
 
-/// The in-process app's runtime and serving task, kept outside pingora so that the app
-/// outlives the proxy's runtimes.
+/// A role's runtime and serving task, kept outside pingora so that the role outlives the
+/// proxy's runtimes.
 type Running = Arc<std::sync::Mutex<Option<(Runtime, JoinHandle<()>)>>>;
 
-/// The app role inside pingora's server, on a Unix socket. pingora starts it (after it
-/// daemonizes) as a background service; [`AppHandle::stop`] stops it once pingora has
-/// stopped the proxy, so no proxied request, not even one accepted just before a SIGQUIT
-/// whose head is still on its way, can find the app gone.
-struct InProcessApp {
-    settings: Settings,
-    socket: PathBuf,
+/// Spawns a role's serving task on its runtime; the task calls `ready` once it accepts and
+/// returns once the stop flag turns true.
+type Launch = Box<
+    dyn Fn(&Runtime, watch::Receiver<bool>, ServiceReadyNotifier) -> JoinHandle<()> + Send + Sync,
+>;
+
+/// A role beside the proxy inside pingora's server (the in-process app, the monitor).
+/// pingora starts it (after it daemonizes) as a background service on a work-stealing
+/// runtime of its own, as the role has when it runs alone: pingora runs a background service
+/// on one thread, and the proxy's per-thread runtimes keep every task on the thread that
+/// spawned it. [`SideHandle::stop`] stops it once pingora has stopped the proxy, so no
+/// proxied request, not even one accepted just before a SIGQUIT whose head is still on its
+/// way, can find the app gone.
+struct SideRole {
+    name: &'static str,
+    launch: Launch,
     running: Running,
     stop: watch::Receiver<bool>,
 }
 
-/// Stops the in-process app.
-struct AppHandle {
+/// Stops a side role.
+struct SideHandle {
+    name: &'static str,
     running: Running,
     stop: watch::Sender<bool>,
 }
 
-impl InProcessApp {
-    fn new(settings: &Settings, socket: PathBuf) -> (Self, AppHandle) {
+impl SideRole {
+    fn new(name: &'static str, launch: Launch) -> (Self, SideHandle) {
         let running = Running::default();
         let (stop_tx, stop_rx) = watch::channel(false);
-        let app = InProcessApp {
-            settings: settings.clone(),
-            socket,
+        let role = SideRole {
+            name,
+            launch,
             running: running.clone(),
             stop: stop_rx,
         };
-        (
-            app,
-            AppHandle {
-                running,
-                stop: stop_tx,
-            },
-        )
+        let handle = SideHandle {
+            name,
+            running,
+            stop: stop_tx,
+        };
+        (role, handle)
+    }
+
+    /// The app on a Unix socket; exits the process when it cannot start, since a proxy
+    /// without its app would answer 502 forever.
+    fn app(settings: &Settings, socket: PathBuf) -> (Self, SideHandle) {
+        let settings = settings.clone();
+        let launch: Launch = Box::new(move |runtime, mut stop, ready| {
+            let (settings, socket) = (settings.clone(), socket.clone());
+            runtime.spawn(async move {
+                let state = match crate::app::build_state(&settings).await {
+                    Ok(state) => state,
+                    Err(e) => {
+                        tracing::error!(error = %e, "in-process app failed to start");
+                        std::process::exit(1);
+                    }
+                };
+                let _ = std::fs::remove_file(&socket);
+                let listener = match tokio::net::UnixListener::bind(&socket) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, socket = %socket.display(), "in-process app failed to bind");
+                        std::process::exit(1);
+                    }
+                };
+                ready.notify_ready();
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = crate::app::serve(&settings, state, listener, stopped).await {
+                    tracing::error!(error = %e, "in-process app failed");
+                }
+                let _ = std::fs::remove_file(&socket);
+            })
+        });
+        SideRole::new("app", launch)
+    }
+
+    /// The monitor on `monitor.listen`; exits the process when it cannot start.
+    fn monitor(settings: &Settings) -> (Self, SideHandle) {
+        let settings = settings.clone();
+        let launch: Launch = Box::new(move |runtime, mut stop, ready| {
+            let settings = settings.clone();
+            runtime.spawn(async move {
+                ready.notify_ready();
+                let stopped = async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                };
+                if let Err(e) = run_monitor(&settings, stopped).await {
+                    tracing::error!(error = format!("{e:#}"), "monitor role failed");
+                    std::process::exit(1);
+                }
+            })
+        });
+        SideRole::new("monitor", launch)
     }
 }
 
-impl AppHandle {
-    /// Lets in-flight app requests finish (bounded by `app.shutdown_grace`), closes the
-    /// pools and stops the app's runtime. Call it outside any async runtime.
+impl SideHandle {
+    /// Lets in-flight requests finish, closes the role's pools and stops its runtime. Call
+    /// it outside any async runtime.
     fn stop(self) {
         let _ = self.stop.send(true);
         let running = self.running.lock().map(|mut r| r.take());
         if let Ok(Some((runtime, task))) = running {
             if let Err(e) = runtime.block_on(task) {
-                tracing::error!(error = %e, "in-process app stopped abnormally");
+                tracing::error!(error = %e, role = self.name, "role stopped abnormally");
             }
             runtime.shutdown_timeout(Duration::from_secs(1));
         }
@@ -279,12 +374,8 @@ impl AppHandle {
 }
 
 #[async_trait]
-impl BackgroundService for InProcessApp {
-    /// Ready (so the proxy starts accepting) once the app listens on its socket.
-    ///
-    /// The app gets a work-stealing runtime of its own, as `--role app` has: pingora runs a
-    /// background service on one thread, and the proxy's per-thread runtimes keep every task
-    /// on the thread that spawned it. Built here, after pingora daemonizes.
+impl BackgroundService for SideRole {
+    /// Ready (so the proxy starts accepting) once the role accepts connections.
     async fn start_with_ready_notifier(
         &self,
         _shutdown: ShutdownWatch,
@@ -292,43 +383,16 @@ impl BackgroundService for InProcessApp {
     ) {
         let runtime = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
-            .thread_name("fastpick-app")
+            .thread_name(format!("fastpick-{}", self.name))
             .build()
         {
             Ok(runtime) => runtime,
             Err(e) => {
-                // A proxy without its app would answer 502 forever: stop instead.
-                tracing::error!(error = %e, "in-process app failed to start its runtime");
+                tracing::error!(error = %e, role = self.name, "failed to start the role's runtime");
                 std::process::exit(1);
             }
         };
-        let (settings, socket) = (self.settings.clone(), self.socket.clone());
-        let mut stop = self.stop.clone();
-        let task = runtime.spawn(async move {
-            let state = match crate::app::build_state(&settings).await {
-                Ok(state) => state,
-                Err(e) => {
-                    tracing::error!(error = %e, "in-process app failed to start");
-                    std::process::exit(1);
-                }
-            };
-            let _ = std::fs::remove_file(&socket);
-            let listener = match tokio::net::UnixListener::bind(&socket) {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::error!(error = %e, socket = %socket.display(), "in-process app failed to bind");
-                    std::process::exit(1);
-                }
-            };
-            ready.notify_ready();
-            let stopped = async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            };
-            if let Err(e) = crate::app::serve(&settings, state, listener, stopped).await {
-                tracing::error!(error = %e, "in-process app failed");
-            }
-            let _ = std::fs::remove_file(&socket);
-        });
+        let task = (self.launch)(&runtime, self.stop.clone(), ready);
         if let Ok(mut running) = self.running.lock() {
             *running = Some((runtime, task));
         }

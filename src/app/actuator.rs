@@ -17,7 +17,8 @@ use crate::app::error::ApiError;
 use crate::app::state::AppState;
 use crate::envelope::FieldError;
 use crate::metrics::actuator as view;
-use crate::metrics::exposition::{Family, Format};
+use crate::metrics::exposition::Format;
+use crate::metrics::parse::Family;
 
 /// How long one health probe may take before it counts as down.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -18,6 +18,7 @@ use prometheus_client::registry::Registry;
 use sqlx::PgPool;
 
 use crate::metrics::exposition::{self, Format};
+use crate::metrics::parse;
 use crate::metrics::{self as shared, latency_histogram, query_histogram};
 
 /// Labels of one HTTP request series, as Micrometer names them (the original's dashboards
@@ -108,7 +109,7 @@ pub enum RenderError {
     #[error("failed to encode metrics")]
     Encode(#[from] std::fmt::Error),
     #[error("failed to read the metrics back")]
-    Parse(#[from] exposition::ParseError),
+    Parse(#[from] crate::metrics::parse::ParseError),
 }
 
 impl AppMetrics {
@@ -243,9 +244,9 @@ impl AppMetrics {
         &self,
         db: &PgPool,
         redis: &fred::clients::Pool,
-    ) -> Result<Vec<exposition::Family>, RenderError> {
+    ) -> Result<Vec<parse::Family>, RenderError> {
         let text = self.render(db, redis, Format::Prometheus)?;
-        Ok(exposition::parse(&text)?)
+        Ok(parse::parse(&text, parse::Format::Text004)?)
     }
 
     fn refresh(&self, db: &PgPool, redis: &fred::clients::Pool) {

@@ -246,6 +246,52 @@ pub fn start_redis_on(port: u16) -> anyhow::Result<Supervised> {
     Ok(server)
 }
 
+/// Starts Prometheus (Debian's package) in a new temp dir on a free port with the given
+/// `prometheus.yml` text and extra flags (e.g. `--web.enable-remote-write-receiver`), for
+/// the tests and benches that compare the monitor with the real thing.
+pub fn start_prometheus(config_yml: &str, extra_args: &[&str]) -> anyhow::Result<Supervised> {
+    let prometheus = find_program("prometheus", &[])
+        .context("prometheus not found: apt-get install prometheus")?;
+    let dir = fresh_dir("prometheus")?;
+    std::fs::write(dir.join("prometheus.yml"), config_yml)
+        .context("failed to write prometheus.yml")?;
+    let port = free_port()?;
+    let server = supervise(&format!(
+        r#""$1" --config.file="$3/prometheus.yml" --storage.tsdb.path="$3/data" --web.listen-address=127.0.0.1:"$2" {} >>"$3/server.log" 2>&1"#,
+        extra_args.join(" ")
+    ));
+    let script = format!(r#"DIR="$3"; {server}"#);
+    let args = [
+        prometheus.to_str().unwrap_or(""),
+        &port.to_string(),
+        dir.to_str().unwrap_or(""),
+    ];
+    let (child, stdin) = spawn_supervised(&script, &args, None)?;
+    let server = Supervised {
+        child,
+        stdin: Some(stdin),
+        dir,
+        port,
+        ready: |s| http_ok(s.port, "/-/ready"),
+    };
+    wait_until(&server, |s| http_ok(s.port, "/-/ready"))?;
+    Ok(server)
+}
+
+/// Sends `GET path` over HTTP/1.0 and tells whether the answer is 200.
+pub fn http_ok(port: u16, path: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(&mut stream).read_line(&mut line).is_ok()
+        && line.split_whitespace().nth(1) == Some("200")
+}
+
 /// Sends PING and expects PONG.
 pub fn redis_ping(port: u16) -> bool {
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::metrics::exposition::{Family, Sample};
+use crate::metrics::parse::{Family, Kind, Sample};
 
 /// Units a Prometheus name ends in, which Actuator shows as `baseUnit`.
 const UNITS: [&str; 2] = ["seconds", "bytes"];
@@ -44,7 +44,7 @@ pub struct AvailableTag {
 /// (`http.server.requests`, seconds).
 pub fn name_of(family: &Family) -> (String, Option<&'static str>) {
     let mut name = family.name.as_str();
-    if family.kind == "counter" {
+    if family.kind == Kind::Counter {
         name = name.strip_suffix("_total").unwrap_or(name);
     }
     let unit = UNITS
@@ -96,9 +96,9 @@ fn measurements(family: &Family, unit: Option<&str>, samples: &[&Sample]) -> Vec
             .sum()
     };
     let measurement = |statistic, value| Measurement { statistic, value };
-    match family.kind.as_str() {
-        "counter" => vec![measurement("COUNT", sum(""))],
-        "histogram" | "summary" => {
+    match family.kind {
+        Kind::Counter => vec![measurement("COUNT", sum(""))],
+        Kind::Histogram | Kind::Summary => {
             let total = if unit == Some("seconds") {
                 "TOTAL_TIME"
             } else {
@@ -133,7 +133,7 @@ fn available_tags(samples: &[&Sample], asked: &[(String, String)]) -> Vec<Availa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::exposition::parse;
+    use crate::metrics::parse::{Format, parse};
 
     const TEXT: &str = concat!(
         "# HELP http_server_requests_seconds HTTP requests.\n",
@@ -153,7 +153,7 @@ mod tests {
     );
 
     fn families() -> Vec<Family> {
-        parse(TEXT).expect("parsed")
+        parse(TEXT, Format::Text004).expect("parsed")
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Answering a scrape: which text format the scraper asked for (its `Accept` header, as
-//! Spring Boot Actuator negotiates it), that format's encoding, and a reader of our own
-//! Prometheus text for views built on the registry (`/actuator/metrics`).
+//! Spring Boot Actuator negotiates it) and that format's encoding. Reading exposition text
+//! back is [`crate::metrics::parse`]'s job.
 //!
 //! Prometheus text format 0.0.4 is the default: `promtool check metrics` and every Prometheus
 //! read it. OpenMetrics 1.0.0 is sent only to a client that prefers it; Prometheus itself
@@ -114,145 +114,6 @@ pub fn encode(registry: &Registry, format: Format) -> Result<String, std::fmt::E
     Ok(text)
 }
 
-/// A metric family read back from Prometheus text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Family {
-    /// The name in `# TYPE` (a counter's ends in `_total`).
-    pub name: String,
-    /// counter, gauge, histogram, summary or untyped.
-    pub kind: String,
-    pub help: String,
-    pub samples: Vec<Sample>,
-}
-
-/// Label names and unescaped values, in the order written.
-pub type Labels = Vec<(String, String)>;
-
-/// One series' value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// The series name, e.g. `x_bucket` or `x_count` of a histogram `x`.
-    pub name: String,
-    pub labels: Labels,
-    pub value: f64,
-}
-
-/// Why Prometheus text could not be read.
-#[derive(Debug, thiserror::Error)]
-#[error("malformed exposition line {line}: {reason}")]
-pub struct ParseError {
-    /// 1-based.
-    pub line: usize,
-    pub reason: &'static str,
-}
-
-/// Reads Prometheus text format 0.0.4 into families, in order. A sample belongs to the
-/// family before it when its name starts with the family's; otherwise it starts an untyped
-/// family of its own.
-pub fn parse(text: &str) -> Result<Vec<Family>, ParseError> {
-    let mut families: Vec<Family> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim();
-        let fail = |reason| ParseError {
-            line: index + 1,
-            reason,
-        };
-        if let Some(comment) = line.strip_prefix('#') {
-            read_descriptor(comment, &mut families).map_err(fail)?;
-        } else if !line.is_empty() {
-            let sample = parse_sample(line).map_err(fail)?;
-            match families.last_mut() {
-                Some(family) if sample.name.starts_with(&family.name) => {
-                    family.samples.push(sample);
-                }
-                _ => families.push(Family {
-                    name: sample.name.clone(),
-                    kind: "untyped".to_owned(),
-                    help: String::new(),
-                    samples: vec![sample],
-                }),
-            }
-        }
-    }
-    Ok(families)
-}
-
-/// Applies a `# HELP` or `# TYPE` line to the family it names; other comments are skipped.
-fn read_descriptor(comment: &str, families: &mut Vec<Family>) -> Result<(), &'static str> {
-    let mut words = comment.trim_start().splitn(3, ' ');
-    let keyword = words.next().unwrap_or("");
-    if keyword != "HELP" && keyword != "TYPE" {
-        return Ok(());
-    }
-    let name = words.next().ok_or("descriptor without a name")?;
-    let rest = words.next().unwrap_or("");
-    if families.last().is_none_or(|f| f.name != name) {
-        families.push(Family {
-            name: name.to_owned(),
-            kind: "untyped".to_owned(),
-            help: String::new(),
-            samples: Vec::new(),
-        });
-    }
-    let family = families.last_mut().ok_or("no family")?;
-    if keyword == "HELP" {
-        family.help = rest.replace("\\n", "\n").replace("\\\\", "\\");
-    } else {
-        family.kind = rest.trim().to_owned();
-    }
-    Ok(())
-}
-
-/// Parses `name{label="value",...} value [timestamp]`.
-fn parse_sample(line: &str) -> Result<Sample, &'static str> {
-    let name_end = line
-        .find(['{', ' ', '\t'])
-        .ok_or("sample without a value")?;
-    let name = &line[..name_end];
-    let (labels, rest) = if line[name_end..].starts_with('{') {
-        parse_labels(&line[name_end + 1..])?
-    } else {
-        (Vec::new(), &line[name_end..])
-    };
-    let value = rest
-        .split_whitespace()
-        .next()
-        .ok_or("sample without a value")?
-        .parse::<f64>()
-        .map_err(|_| "sample value is not a number")?;
-    Ok(Sample {
-        name: name.to_owned(),
-        labels,
-        value,
-    })
-}
-
-/// Parses labels after `{` up to `}`; returns them and the text after `}`.
-fn parse_labels(mut rest: &str) -> Result<(Labels, &str), &'static str> {
-    let mut labels = Vec::new();
-    loop {
-        rest = rest.trim_start_matches([' ', ',']);
-        if let Some(after) = rest.strip_prefix('}') {
-            return Ok((labels, after));
-        }
-        let (key, after_key) = rest.split_once("=\"").ok_or("label without a value")?;
-        let mut value = String::new();
-        let mut chars = after_key.char_indices();
-        let end = loop {
-            match chars.next().ok_or("unterminated label value")? {
-                (i, '"') => break i,
-                (_, '\\') => match chars.next().ok_or("unterminated label value")?.1 {
-                    'n' => value.push('\n'),
-                    escaped => value.push(escaped),
-                },
-                (_, c) => value.push(c),
-            }
-        };
-        labels.push((key.trim().to_owned(), value));
-        rest = &after_key[end + 1..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,54 +220,35 @@ mod tests {
     }
 
     #[test]
-    fn parses_families_labels_and_escapes() {
-        let text = concat!(
-            "# HELP req_seconds Request time.\n",
-            "# TYPE req_seconds histogram\n",
-            "req_seconds_bucket{uri=\"/a\",le=\"+Inf\"} 2\n",
-            "req_seconds_sum{uri=\"/a\"} 0.5\n",
-            "req_seconds_count{uri=\"/a\"} 2\n",
-            "# TYPE up gauge\n",
-            "up{note=\"say \\\"hi\\\"\\\\ok\\nbye\",x=\"}\"} 1 1700000000000\n",
-            "loose 3\n",
-        );
-        let families = parse(text).expect("parsed");
-        let names: Vec<_> = families
-            .iter()
-            .map(|f| (f.name.as_str(), f.kind.as_str()))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("req_seconds", "histogram"),
-                ("up", "gauge"),
-                ("loose", "untyped")
-            ]
-        );
-        assert_eq!(families[0].help, "Request time.");
-        assert_eq!(families[0].samples.len(), 3);
-        assert_eq!(families[0].samples[1].value, 0.5);
-        assert_eq!(
-            families[1].samples[0].labels,
-            [
-                ("note".to_owned(), "say \"hi\"\\ok\nbye".to_owned()),
-                ("x".to_owned(), "}".to_owned())
-            ]
-        );
-        assert_eq!(families[0].samples[0].value, 2.0);
-    }
-
-    #[test]
-    fn malformed_lines_are_errors_with_their_line_number() {
+    fn encoded_registries_read_back_in_both_formats() {
+        use crate::metrics::parse::{self, Kind};
+        let mut registry = Registry::default();
+        let counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+        counter.inc_by(3);
+        registry.register("hits", "Hits", counter);
+        let histogram = crate::metrics::latency_histogram();
+        histogram.observe(0.01);
+        registry.register("wait_seconds", "Wait", histogram);
         let cases = [
-            ("x{a=\"1} 2\n", 1, "unterminated label value"),
-            ("# TYPE x gauge\nx{a} 2\n", 2, "label without a value"),
-            ("x abc\n", 1, "sample value is not a number"),
-            ("x\n", 1, "sample without a value"),
+            (Format::Prometheus, parse::Format::Text004, "hits_total"),
+            (Format::OpenMetrics, parse::Format::OpenMetrics, "hits"),
         ];
-        for (text, line, reason) in cases {
-            let err = parse(text).expect_err(text);
-            assert_eq!((err.line, err.reason), (line, reason), "{text:?}");
+        for (written, read, counter_name) in cases {
+            let text = encode(&registry, written).expect("encoded");
+            let families = parse::parse(&text, read).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+            let shapes: Vec<_> = families
+                .iter()
+                .map(|f| (f.name.as_str(), f.kind, f.samples.len()))
+                .collect();
+            assert_eq!(
+                shapes,
+                [
+                    (counter_name, Kind::Counter, 1),
+                    ("wait_seconds", Kind::Histogram, 19)
+                ],
+                "{text}"
+            );
+            assert_eq!(families[0].samples[0].value, 3.0);
         }
     }
 }

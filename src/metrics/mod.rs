@@ -1,11 +1,13 @@
 //! The metrics room: what every role shares to be scraped by Prometheus. A role builds its
 //! registry here (the `application` label and the process gauges come with it), takes its
 //! histogram buckets from here, and answers a scrape through [`exposition`], which picks the
-//! text format the scraper asked for. [`actuator`] reads the same registry as Spring Boot
-//! Actuator's `/actuator/metrics` documents.
+//! text format the scraper asked for. [`parse`] reads exposition text (ours or any
+//! exporter's, 0.0.4 or OpenMetrics) back into families; [`actuator`] views the same registry
+//! as Spring Boot Actuator's `/actuator/metrics` documents.
 
 pub mod actuator;
 pub mod exposition;
+pub mod parse;
 pub mod process;
 
 use std::borrow::Cow;

@@ -9,6 +9,7 @@ mod helpers;
 mod issues;
 mod layout;
 mod load;
+mod monitor;
 mod my_coupons;
 mod protocol;
 mod proxy;

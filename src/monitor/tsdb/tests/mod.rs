@@ -1,0 +1,213 @@
+//! Store-level tests: reads across head, pending chunks, segments and checkpoint; crash
+//! recovery; retention; matchers and metadata reads; append rules; concurrency.
+
+mod reads;
+mod recovery;
+mod retention;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::monitor::series::{MatchOp, Matcher, Queryable, SeriesData};
+
+const T0: i64 = 1_700_000_000_000;
+const HOUR: i64 = 3_600_000;
+
+fn small_chunks(dir: &Path) -> Options {
+    Options {
+        dir: dir.to_owned(),
+        chunk_max_samples: 10,
+        ..Options::default()
+    }
+}
+
+fn metric(name: &str, job: &str) -> Labels {
+    Labels::from_pairs(&[("__name__", name), ("job", job)])
+}
+
+fn m(name: &str, op: MatchOp, value: &str) -> Matcher {
+    Matcher::new(name, op, value).unwrap()
+}
+
+/// Appends samples `from..to` (one every 10 s, value = index) to `labels`.
+fn fill(db: &Db, labels: &Labels, from: i64, to: i64) {
+    let batch: Vec<(Labels, i64, f64)> = (from..to)
+        .map(|i| (labels.clone(), T0 + i * 10_000, i as f64))
+        .collect();
+    assert_eq!(db.append_batch(&batch).appended, (to - from) as usize);
+}
+
+fn expected(from: i64, to: i64) -> Vec<(i64, f64)> {
+    (from..to).map(|i| (T0 + i * 10_000, i as f64)).collect()
+}
+
+fn select_all(db: &Db, name: &str) -> Vec<SeriesData> {
+    db.select(&[Matcher::equal("__name__", name)], i64::MIN, i64::MAX)
+}
+
+/// Copies the store's files as a SIGKILL at this instant would leave them.
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn select_reads_disk_pending_and_open_chunks_in_order_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(small_chunks(dir.path())).unwrap();
+    let up = metric("up", "api");
+    fill(&db, &up, 0, 95);
+    db.flush().unwrap();
+    fill(&db, &up, 95, 130);
+    let stats = db.stats();
+    assert_eq!((stats.chunks_on_disk, stats.samples_on_disk), (9, 90));
+    assert_eq!(
+        (stats.pending_chunks, stats.head_chunks, stats.head_samples),
+        (3, 1, 40)
+    );
+
+    let all = select_all(&db, "up");
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].labels, up);
+    assert_eq!(all[0].samples, expected(0, 130));
+    // Inclusive bounds that cut chunks on disk and in memory.
+    let part = db.select(
+        &[Matcher::equal("job", "api")],
+        T0 + 15 * 10_000,
+        T0 + 101 * 10_000,
+    );
+    assert_eq!(part[0].samples, expected(15, 102));
+    assert!(
+        db.select(&[Matcher::equal("job", "api")], T0 + 200 * 10_000, i64::MAX)
+            .is_empty()
+    );
+    assert!(db.select(&[Matcher::equal("job", "api")], 5, 4).is_empty());
+    // A recent range reads the newest chunk on disk and stops at the one before it.
+    let reads = db.stats().chunk_reads_total;
+    let recent = db.select(&[Matcher::equal("job", "api")], T0 + 85 * 10_000, i64::MAX);
+    assert_eq!(recent[0].samples, expected(85, 130));
+    assert_eq!(db.stats().chunk_reads_total - reads, 2);
+}
+
+#[test]
+fn the_store_is_shareable_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Db>();
+}
+
+#[test]
+fn a_directory_serves_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(small_chunks(dir.path())).unwrap();
+    assert!(matches!(
+        Db::open(small_chunks(dir.path())),
+        Err(DbError::Locked(_))
+    ));
+    drop(db);
+    assert!(Db::open(small_chunks(dir.path())).is_ok());
+}
+
+#[test]
+fn invalid_options_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = Options {
+        chunk_max_samples: 1,
+        ..small_chunks(dir.path())
+    };
+    assert!(matches!(Db::open(bad), Err(DbError::InvalidOptions(_))));
+    let bad = Options {
+        segment_bytes: 0,
+        ..small_chunks(dir.path())
+    };
+    assert!(matches!(Db::open(bad), Err(DbError::InvalidOptions(_))));
+}
+
+#[test]
+fn concurrent_appends_queries_and_flushes_agree_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(Db::open(small_chunks(dir.path())).unwrap());
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let db = db.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let batch: Vec<(Labels, i64, f64)> = (0..20)
+                        .map(|s| (metric("load", &format!("{w}-{s}")), T0 + i * 1000, i as f64))
+                        .collect();
+                    db.append_batch(&batch);
+                }
+            })
+        })
+        .collect();
+    let flusher = {
+        let db = db.clone();
+        std::thread::spawn(move || (0..20).for_each(|_| db.flush().unwrap()))
+    };
+    let mut seen = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        for series in select_all(&db, "load") {
+            assert!(series.samples.windows(2).all(|w| w[0].0 < w[1].0));
+            assert_eq!(
+                series.samples[0],
+                (T0, 0.0),
+                "no chunk goes missing mid-flush"
+            );
+            seen += 1;
+        }
+    }
+    writers.into_iter().for_each(|w| w.join().unwrap());
+    flusher.join().unwrap();
+    db.flush().unwrap();
+    let all = select_all(&db, "load");
+    assert_eq!(all.len(), 40);
+    assert!(all.iter().all(|s| {
+        s.samples
+            == (0..300)
+                .map(|i| (T0 + i * 1000, i as f64))
+                .collect::<Vec<_>>()
+    }));
+    let stats = db.stats();
+    assert_eq!(stats.samples_on_disk + stats.head_samples, 12_000);
+    println!("concurrent reads saw {seen} series snapshots");
+}
+
+/// Bytes per sample on disk (segments, footers included) for 100 series of 1200 samples.
+fn disk_figure(value: impl Fn(i64, i64) -> f64) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(Options {
+        dir: dir.path().to_owned(),
+        ..Options::default()
+    })
+    .unwrap();
+    for i in 0..1200 {
+        let batch: Vec<(Labels, i64, f64)> = (0..100)
+            .map(|s| {
+                (
+                    metric("m", &format!("job-{s}")),
+                    T0 + i * 10_000,
+                    value(s, i),
+                )
+            })
+            .collect();
+        db.append_batch(&batch);
+    }
+    db.maintain(T0 + 100 * HOUR).unwrap();
+    db.flush().unwrap();
+    let stats = db.stats();
+    assert_eq!((stats.samples_on_disk, stats.head_samples), (120_000, 0));
+    (stats.bytes_on_disk - stats.checkpoint_bytes) as f64 / stats.samples_on_disk as f64
+}
+
+#[test]
+fn disk_figures_for_constant_series_and_steady_counters() {
+    let constant = disk_figure(|_, _| 1.0);
+    let counter = disk_figure(|s, i| (i * (s % 7 + 1)) as f64);
+    println!(
+        "on disk, 10 s interval: constant {constant:.3}, steady counter {counter:.3} bytes/sample"
+    );
+    assert!(constant < 0.6, "{constant}");
+    assert!(counter < 1.8, "{counter}");
+}

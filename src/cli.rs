@@ -142,4 +142,11 @@ pub struct DemoArgs {
     /// Where the API listens.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: std::net::SocketAddr,
+    /// Where the monitor listens (Prometheus's port): it scrapes the API and collects
+    /// PostgreSQL and Redis every second, keeping its data in a temp dir.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub monitor_listen: std::net::SocketAddr,
+    /// Runs the API alone, without the monitor.
+    #[arg(long)]
+    pub no_monitor: bool,
 }

@@ -64,6 +64,29 @@ pub fn run(settings: Settings, roles: &RoleSet, process: Process) -> anyhow::Res
 
 /// Runs the app, the monitor or both on one runtime until SIGTERM or SIGINT.
 async fn run_without_proxy(settings: Settings, roles: &RoleSet) -> anyhow::Result<()> {
+    let app = match roles.contains(Role::App) {
+        true => Some(
+            bind(settings.app.listen)
+                .with_context(|| format!("failed to bind app.listen {}", settings.app.listen))?,
+        ),
+        false => None,
+    };
+    let monitor = match roles.contains(Role::Monitor) {
+        true => Some(bind(settings.monitor.listen).with_context(|| {
+            format!("failed to bind monitor.listen {}", settings.monitor.listen)
+        })?),
+        false => None,
+    };
+    serve_without_proxy(settings, app, monitor).await
+}
+
+/// Serves the app and the monitor on the listeners given, on this runtime, until SIGTERM or
+/// SIGINT (also `fastpick demo`'s way to run them).
+pub async fn serve_without_proxy(
+    settings: Settings,
+    app_listener: Option<tokio::net::TcpListener>,
+    monitor_listener: Option<tokio::net::TcpListener>,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -73,19 +96,17 @@ async fn run_without_proxy(settings: Settings, roles: &RoleSet) -> anyhow::Resul
         let _ = rx.wait_for(|stop| *stop).await;
     };
     let app = async {
-        if !roles.contains(Role::App) {
+        let Some(listener) = app_listener else {
             return Ok(());
-        }
-        let listener = bind(settings.app.listen)
-            .with_context(|| format!("failed to bind app.listen {}", settings.app.listen))?;
+        };
         let state = crate::app::build_state(&settings).await?;
         crate::app::serve(&settings, state, listener, stopped(stop_rx.clone())).await
     };
     let monitor = async {
-        if !roles.contains(Role::Monitor) {
+        let Some(listener) = monitor_listener else {
             return Ok(());
-        }
-        run_monitor(&settings, stopped(stop_rx.clone())).await
+        };
+        crate::monitor::serve(&settings, listener, stopped(stop_rx.clone())).await
     };
     tokio::try_join!(app, monitor).map(|_| ())
 }
@@ -98,15 +119,6 @@ async fn run_monitor(
     let listener = bind(settings.monitor.listen)
         .with_context(|| format!("failed to bind monitor.listen {}", settings.monitor.listen))?;
     crate::monitor::serve(settings, listener, stopped).await
-}
-
-/// Serves the app role on a bound listener until SIGTERM or SIGINT (also `fastpick demo`'s).
-pub async fn serve_app(
-    settings: Settings,
-    listener: tokio::net::TcpListener,
-) -> anyhow::Result<()> {
-    let state = crate::app::build_state(&settings).await?;
-    crate::app::serve(&settings, state, listener, shutdown_signal()).await
 }
 
 /// Pending connections a listener queues before the kernel drops new ones (the default of

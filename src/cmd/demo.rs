@@ -1,9 +1,11 @@
 //! `fastpick demo`: the whole system on one machine with demo data. Starts throwaway local
 //! PostgreSQL and Redis servers when none is configured, migrates, seeds coupons and two
-//! users, then serves until Ctrl-C.
+//! users, then serves the API and the monitor (scraping the API, PostgreSQL and Redis every
+//! second) until Ctrl-C.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::time::Duration;
 
 use anyhow::Context;
 use rand::Rng;
@@ -12,7 +14,7 @@ use secrecy::SecretString;
 
 use crate::cli::DemoArgs;
 use crate::cli::{SeedCouponsArgs, SeedVia};
-use crate::config::Settings;
+use crate::config::{MonitorConfig, ScrapeJob, Settings};
 use crate::domain::Clock;
 use crate::local::{self, Supervised};
 
@@ -73,12 +75,56 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
         "FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)",
         args.listen
     );
-    let result = crate::server::serve_app(settings, listener).await;
+    let monitor = if args.no_monitor {
+        None
+    } else {
+        let monitor = crate::server::bind(args.monitor_listen)
+            .with_context(|| format!("failed to bind {}", args.monitor_listen))?;
+        let mut api = listener.local_addr()?;
+        if api.ip().is_unspecified() {
+            api.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        settings.monitor = demo_monitor(api);
+        println!(
+            "FastPick monitor: http://{}/api/v1/query?query=up  (scrapes the API, PostgreSQL and Redis every second)",
+            monitor.local_addr()?
+        );
+        Some(monitor)
+    };
+    let data_dir = settings.monitor.data_dir.clone();
+    let watched = monitor.is_some();
+    let result = crate::server::serve_without_proxy(settings, Some(listener), monitor).await;
+    if watched {
+        std::fs::remove_dir_all(&data_dir).ok();
+    }
     std::fs::remove_file(&creds_path).ok();
     for server in servers {
         server.stop();
     }
     result
+}
+
+/// The lab preset of the monitor: the API's actuator, PostgreSQL and Redis every second,
+/// kept in a temp dir that the demo removes on exit.
+fn demo_monitor(api: std::net::SocketAddr) -> MonitorConfig {
+    MonitorConfig {
+        data_dir: std::env::temp_dir().join(format!("fastpick-demo-monitor-{}", random_text(12))),
+        scrape_interval: Duration::from_secs(1),
+        scrape_timeout: Duration::from_secs(1),
+        jobs: vec![ScrapeJob {
+            name: "fastpick-app".into(),
+            targets: vec![api.to_string()],
+            metrics_path: "/actuator/prometheus".into(),
+            scheme: "http".into(),
+            interval: None,
+            timeout: None,
+            labels: Default::default(),
+        }],
+        postgres: true,
+        redis: true,
+        retention: Duration::from_secs(24 * 3600),
+        ..MonitorConfig::default()
+    }
 }
 
 /// Seeds coupons (once) and the two demo users; returns the credentials file's path.

@@ -3,6 +3,7 @@
 //! collectors, SIGKILL and restart for the store, and remote write into Prometheus.
 
 mod differential;
+mod endpoints;
 mod fixture;
 
 use std::time::Duration;

@@ -2,9 +2,11 @@
 //! the real Prometheus side by side (differential), PostgreSQL and Redis for the built-in
 //! collectors, SIGKILL and restart for the store, and remote write into Prometheus.
 
+mod crash;
 mod differential;
 mod endpoints;
 mod fixture;
+mod remote_write;
 
 use std::time::Duration;
 
@@ -115,13 +117,15 @@ impl TestMonitor {
 }
 
 impl Drop for TestMonitor {
+    /// Stopped or not (a failed assert), the monitor goes and its directory with it.
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if self.server.is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(server) = self.server.take() {
+            server.abort();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

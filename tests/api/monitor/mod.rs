@@ -2,6 +2,7 @@
 //! the real Prometheus side by side (differential), PostgreSQL and Redis for the built-in
 //! collectors, SIGKILL and restart for the store, and remote write into Prometheus.
 
+mod collectors;
 mod crash;
 mod differential;
 mod endpoints;

@@ -196,3 +196,85 @@ pub fn run_wrk(url: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f6
     let p99 = field("99%").and_then(|v| wrk_ms(&v)).context("no p99")?;
     Ok((rps, p50, p99))
 }
+
+/// A child process of a benchmark: SIGTERM when dropped, SIGKILL if it has not exited 20 s
+/// later. It also gets SIGTERM when the benchmark dies first (PR_SET_PDEATHSIG).
+pub struct Spawned(pub Child);
+
+impl Spawned {
+    /// Spawns `cmd` (stdout to /dev/null unless the caller set it).
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Spawned> {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the new process.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            })
+        };
+        cmd.spawn().map(Spawned)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Stops the process with SIGTERM and waits until it has exited (SIGKILL after 20 s).
+    pub fn stop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: signals our own child, which has not been reaped yet.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// CPU time (user + system) a process has used so far, in seconds; 0 when it is gone.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the ")" that ends the command name: state is the first, utime the 12th.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (ticks(11) + ticks(12)) as f64 / hz
+}
+
+/// The id of a process whose command line contains `needle` (e.g. a unique path argument).
+pub fn pid_by_cmdline(needle: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        // The supervising shell's script names the same path: skip shells.
+        (text.contains(needle) && !text.starts_with("/bin/sh")).then_some(pid)
+    })
+}

@@ -3,29 +3,36 @@
 //! one complete checkpoint.
 //!
 //! Layout: magic, payload length (`u64` LE), crc32 of the payload (`u32` LE), payload. The
-//! payload has a string table (each label name and value once), then for each chunk its
-//! labels as string indices, `mint`, sample count and bytes.
+//! payload is one chunk group (see `group`) with base time 0, holding each open chunk as a
+//! series entry with its labels: the series of a scrape share a timestamp column there too,
+//! and Snappy takes out the repeated label names and values.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::codec::{Cursor, DecodeError, put_str, put_uvarint, put_varint};
+use super::chunk::SealedChunk;
+use super::codec::DecodeError;
+use super::group::{GroupBuilder, GroupRecord};
 use super::labels::SeriesLabels;
 
-const MAGIC: &[u8; 8] = b"FPTSCKP1";
+const MAGIC: &[u8; 8] = b"FPTSCKP2";
 const HEADER_LEN: usize = 20;
 const FILE_NAME: &str = "head.checkpoint";
 const TEMP_NAME: &str = "head.checkpoint.tmp";
 
-/// An open chunk as saved or loaded.
+/// An open chunk as saved.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct HeadSnapshot {
     pub(super) labels: SeriesLabels,
-    pub(super) mint: i64,
-    pub(super) count: u16,
-    pub(super) bytes: Vec<u8>,
+    pub(super) chunk: SealedChunk,
+}
+
+/// An open chunk as loaded: its series and samples.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct RestoredHead {
+    pub(super) labels: SeriesLabels,
+    pub(super) samples: Vec<(i64, f64)>,
 }
 
 /// The checkpoint's path in `dir`.
@@ -57,29 +64,13 @@ pub(super) fn write(dir: &Path, heads: &[HeadSnapshot]) -> io::Result<u64> {
 }
 
 fn encode(heads: &[HeadSnapshot]) -> Vec<u8> {
-    let mut index: HashMap<&str, u64> = HashMap::new();
-    let mut strings: Vec<&str> = Vec::new();
-    let mut body = Vec::new();
-    put_uvarint(&mut body, heads.len() as u64);
-    for head in heads {
-        put_uvarint(&mut body, head.labels.len() as u64);
-        for s in head.labels.pairs().flat_map(|(n, v)| [n, v]) {
-            let next = strings.len() as u64;
-            let i = *index.entry(s).or_insert_with(|| {
-                strings.push(s);
-                next
-            });
-            put_uvarint(&mut body, i);
-        }
-        put_varint(&mut body, head.mint);
-        put_uvarint(&mut body, u64::from(head.count));
-        put_uvarint(&mut body, head.bytes.len() as u64);
-        body.extend_from_slice(&head.bytes);
+    let mut group = GroupBuilder::new(0);
+    for (i, head) in heads.iter().enumerate() {
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
+        group.add(id, 0, Some(&head.labels), std::slice::from_ref(&head.chunk));
     }
-    let mut payload = Vec::with_capacity(body.len() + strings.len() * 16);
-    put_uvarint(&mut payload, strings.len() as u64);
-    strings.iter().for_each(|s| put_str(&mut payload, s));
-    payload.extend_from_slice(&body);
+    let mut payload = Vec::with_capacity(group.len() / 2 + 16);
+    group.finish(0, &mut payload);
     payload
 }
 
@@ -95,7 +86,7 @@ pub(super) enum CheckpointError {
 }
 
 /// Reads the checkpoint; `None` when there is none.
-pub(super) fn load(dir: &Path) -> Result<Option<Vec<HeadSnapshot>>, CheckpointError> {
+pub(super) fn load(dir: &Path) -> Result<Option<Vec<RestoredHead>>, CheckpointError> {
     let bytes = match fs::read(path(dir)) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -113,43 +104,19 @@ pub(super) fn load(dir: &Path) -> Result<Option<Vec<HeadSnapshot>>, CheckpointEr
     Ok(Some(decode(payload)?))
 }
 
-fn decode(payload: &[u8]) -> Result<Vec<HeadSnapshot>, DecodeError> {
-    let mut cur = Cursor::new(payload);
-    let n_strings = cur.uvarint()?;
-    if n_strings > cur.remaining() as u64 {
-        return Err(DecodeError::Truncated);
-    }
-    let strings: Vec<&str> = (0..n_strings)
-        .map(|_| cur.str())
-        .collect::<Result<_, _>>()?;
-    let string = |i: u64| -> Result<&str, DecodeError> {
-        let i = usize::try_from(i).map_err(|_| DecodeError::Invalid("string index"))?;
-        strings
-            .get(i)
-            .copied()
-            .ok_or(DecodeError::Invalid("string index"))
-    };
-    let n_heads = cur.uvarint()?;
-    let mut heads = Vec::new();
-    for _ in 0..n_heads {
-        let n_labels = cur.uvarint()?;
-        if n_labels > cur.remaining() as u64 {
-            return Err(DecodeError::Truncated);
-        }
-        let labels = (0..n_labels)
-            .map(|_| Ok((string(cur.uvarint()?)?, string(cur.uvarint()?)?)))
-            .collect::<Result<Vec<_>, DecodeError>>()?;
-        let mint = cur.varint()?;
-        let count = u16::try_from(cur.uvarint()?).map_err(|_| DecodeError::Invalid("count"))?;
-        let len = usize::try_from(cur.uvarint()?).map_err(|_| DecodeError::Truncated)?;
-        let bytes = cur.bytes(len)?.to_vec();
+fn decode(payload: &[u8]) -> Result<Vec<RestoredHead>, DecodeError> {
+    let group = GroupRecord::parse(payload, 0, 0)?;
+    let mut body = group.body()?;
+    let mut heads = Vec::with_capacity(group.ids.len());
+    for i in 0..group.ids.len() {
+        let labels = body.labels(i).ok_or(DecodeError::Invalid("labels"))?;
         let labels = SeriesLabels::from_pairs(labels);
-        heads.push(HeadSnapshot {
-            labels,
-            mint,
-            count,
-            bytes,
-        });
+        let mut samples = Vec::new();
+        for j in body.chunks_of(i) {
+            body.samples(j, &mut samples)
+                .ok_or(DecodeError::Invalid("chunk"))?;
+        }
+        heads.push(RestoredHead { labels, samples });
     }
     Ok(heads)
 }
@@ -157,34 +124,41 @@ fn decode(payload: &[u8]) -> Result<Vec<HeadSnapshot>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::monitor::tsdb::chunk::ChunkEncoder;
 
-    fn head(job: &str, mint: i64) -> HeadSnapshot {
+    fn samples(mint: i64, n: i64) -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|i| (mint + i * 1000, (i * i) as f64 / 8.0))
+            .collect()
+    }
+
+    fn head(job: &str, samples: &[(i64, f64)]) -> HeadSnapshot {
         let labels = SeriesLabels::from_pairs([("__name__", "up"), ("job", job)]);
-        HeadSnapshot {
-            labels,
-            mint,
-            count: 3,
-            bytes: vec![1, 2, 3, job.len() as u8],
-        }
+        let chunk = ChunkEncoder::restore(samples).unwrap().seal();
+        HeadSnapshot { labels, chunk }
     }
 
     #[test]
-    fn a_checkpoint_round_trips_and_shares_its_strings() {
+    fn a_checkpoint_round_trips_and_shares_its_timestamps() {
         let dir = tempfile::tempdir().unwrap();
-        let heads = vec![
-            head("api", -5),
-            head("db", 1_700_000_000_000),
-            head("api", 7),
-        ];
+        let jobs: Vec<String> = (0..200).map(|i| format!("job-{i}")).collect();
+        let mut heads: Vec<HeadSnapshot> = jobs
+            .iter()
+            .map(|job| head(job, &samples(1_700_000_000_000, 100)))
+            .collect();
+        heads.push(head("api", &samples(-5, 3)));
         let size = write(dir.path(), &heads).unwrap();
         assert_eq!(size, fs::metadata(path(dir.path())).unwrap().len());
-        assert_eq!(load(dir.path()).unwrap().unwrap(), heads);
-        let encoded = encode(&heads);
-        assert_eq!(
-            encoded.windows(3).filter(|w| w == b"api").count(),
-            1,
-            "strings stored once"
-        );
+        let loaded = load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.len(), heads.len());
+        for (got, want) in loaded.iter().zip(&heads) {
+            assert_eq!(got.labels, want.labels);
+            let want: Vec<(i64, f64)> = want.chunk.samples().map(Result::unwrap).collect();
+            assert_eq!(got.samples, want);
+        }
+        // 20,100 samples in under 20 bytes a series: one timestamp column serves all, the
+        // values take a few bytes, the labels are mostly repeats.
+        assert!(size < 201 * 20, "{size} bytes");
         assert!(!temp_path(dir.path()).exists());
     }
 
@@ -192,7 +166,7 @@ mod tests {
     fn a_missing_checkpoint_is_none_and_a_damaged_one_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         assert!(load(dir.path()).unwrap().is_none());
-        write(dir.path(), &[head("api", 1)]).unwrap();
+        write(dir.path(), &[head("api", &samples(1, 5))]).unwrap();
         let mut bytes = fs::read(path(dir.path())).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;

@@ -16,170 +16,12 @@
 
 use thiserror::Error;
 
+use super::bits::{BitReader, BitWriter, HEAD_FIRST_BUCKET, XorState, read_dod, write_dod};
+
 /// A chunk's bytes could not be decoded.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("chunk ends before its {0} samples")]
 pub struct ChunkError(pub u16);
-
-/// Appends bits, most significant first, to a byte vector.
-#[derive(Debug, Clone, Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
-    /// Unused low bits of the last byte.
-    free: u8,
-}
-
-impl BitWriter {
-    fn write_bit(&mut self, bit: bool) {
-        self.write_bits(u64::from(bit), 1);
-    }
-
-    /// Writes the low `n` bits of `value` (`n` ≤ 64).
-    fn write_bits(&mut self, value: u64, mut n: u8) {
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
-            let take = n.min(self.free);
-            let part = ((value >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= part << (self.free - take);
-            }
-            self.free -= take;
-            n -= take;
-        }
-    }
-}
-
-/// Reads bits, most significant first, from a byte slice.
-struct BitReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl BitReader<'_> {
-    fn read_bit(&mut self) -> Option<bool> {
-        self.read_bits(1).map(|b| b == 1)
-    }
-
-    /// Reads `n` bits (`n` ≤ 64) into the low bits of the result.
-    fn read_bits(&mut self, mut n: u8) -> Option<u64> {
-        let mut out = 0u64;
-        while n > 0 {
-            let byte = *self.bytes.get(self.pos / 8)?;
-            let avail = 8 - (self.pos % 8) as u8;
-            let take = n.min(avail);
-            let part = (byte >> (avail - take)) & (((1u16 << take) - 1) as u8);
-            out = (out << take) | u64::from(part);
-            self.pos += usize::from(take);
-            n -= take;
-        }
-        Some(out)
-    }
-}
-
-/// Timestamp buckets: (prefix bits, prefix length, payload length).
-/// The 7-bit bucket holds scrape jitter (±64 ms) in 9 bits; Prometheus starts at 14.
-const BUCKETS: [(u64, u8, u8); 3] = [(0b10, 2, 7), (0b110, 3, 14), (0b1110, 4, 20)];
-
-fn write_dod(w: &mut BitWriter, dod: i64) {
-    if dod == 0 {
-        w.write_bit(false);
-        return;
-    }
-    for (prefix, prefix_len, bits) in BUCKETS {
-        let limit = 1i64 << (bits - 1);
-        if (-limit..limit).contains(&dod) {
-            w.write_bits(prefix, prefix_len);
-            w.write_bits(dod as u64, bits);
-            return;
-        }
-    }
-    w.write_bits(0b1111, 4);
-    w.write_bits(dod as u64, 64);
-}
-
-fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
-    let mut ones = 0;
-    while ones < 4 && r.read_bit()? {
-        ones += 1;
-    }
-    let bits = match ones {
-        0 => return Some(0),
-        1..=3 => BUCKETS[ones - 1].2,
-        _ => 64,
-    };
-    let raw = r.read_bits(bits)?;
-    let shift = 64 - u32::from(bits);
-    Some(((raw << shift) as i64) >> shift)
-}
-
-/// The XOR-of-values state shared by encoder and decoder.
-#[derive(Debug, Clone, Copy)]
-struct XorState {
-    prev: u64,
-    /// Leading and trailing zeros of the current window; `leading == u8::MAX` means none.
-    leading: u8,
-    trailing: u8,
-}
-
-impl XorState {
-    const fn new() -> XorState {
-        XorState {
-            prev: 0,
-            leading: u8::MAX,
-            trailing: 0,
-        }
-    }
-
-    fn write(&mut self, w: &mut BitWriter, bits: u64) {
-        let x = bits ^ self.prev;
-        self.prev = bits;
-        if x == 0 {
-            w.write_bit(false);
-            return;
-        }
-        w.write_bit(true);
-        let leading = (x.leading_zeros() as u8).min(31);
-        let trailing = x.trailing_zeros() as u8;
-        let significant = 64 - leading - trailing;
-        // Reuse the window when it fits, unless it is so wide that a new one is cheaper.
-        let fits = self.leading != u8::MAX && leading >= self.leading && trailing >= self.trailing;
-        if fits && 64 - self.leading - self.trailing <= 11 + significant {
-            w.write_bit(false);
-            w.write_bits(x >> self.trailing, 64 - self.leading - self.trailing);
-            return;
-        }
-        w.write_bit(true);
-        w.write_bits(u64::from(leading), 5);
-        w.write_bits(u64::from(significant & 63), 6);
-        w.write_bits(x >> trailing, significant);
-        self.leading = leading;
-        self.trailing = trailing;
-    }
-
-    fn read(&mut self, r: &mut BitReader<'_>) -> Option<u64> {
-        if !r.read_bit()? {
-            return Some(self.prev);
-        }
-        if r.read_bit()? {
-            let leading = r.read_bits(5)? as u8;
-            let significant = match r.read_bits(6)? as u8 {
-                0 => 64,
-                n => n,
-            };
-            // A corrupt window could claim more than 64 bits.
-            self.trailing = 64u8.checked_sub(leading + significant)?;
-            self.leading = leading;
-        } else if self.leading == u8::MAX {
-            return None;
-        }
-        let x = r.read_bits(64 - self.leading - self.trailing)? << self.trailing;
-        self.prev ^= x;
-        Some(self.prev)
-    }
-}
 
 /// A chunk that takes no more samples, as kept until flushed and as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,10 +54,7 @@ impl ChunkEncoder {
     /// Starts a chunk with its first sample.
     pub(super) fn new(t: i64, v: f64) -> ChunkEncoder {
         let mut enc = ChunkEncoder {
-            out: BitWriter {
-                bytes: Vec::with_capacity(16),
-                free: 0,
-            },
+            out: BitWriter::with_capacity(16),
             mint: t,
             t,
             delta: 0,
@@ -226,22 +65,31 @@ impl ChunkEncoder {
         enc
     }
 
-    /// Rebuilds the encoder of a chunk from its bytes (as saved in a checkpoint).
-    pub(super) fn restore(bytes: &[u8], mint: i64, count: u16) -> Result<ChunkEncoder, ChunkError> {
-        let mut samples = ChunkIter::new(bytes, mint, count);
-        let (t0, v0) = samples.next().ok_or(ChunkError(count))??;
+    /// Rebuilds the encoder of a chunk from its samples (as saved in a checkpoint); `None`
+    /// for no samples, for timestamps that do not increase, or for too many samples.
+    pub(super) fn restore(samples: &[(i64, f64)]) -> Option<ChunkEncoder> {
+        let (&(t0, v0), rest) = samples.split_first()?;
+        if rest.len() >= usize::from(u16::MAX) {
+            return None;
+        }
         let mut enc = ChunkEncoder::new(t0, v0);
-        for sample in samples {
-            let (t, v) = sample?;
+        for &(t, v) in rest {
+            if t <= enc.maxt() {
+                return None;
+            }
             enc.append(t, v);
         }
-        Ok(enc)
+        Some(enc)
     }
 
     /// Appends a sample; the caller keeps timestamps increasing and the count below `u16::MAX`.
     pub(super) fn append(&mut self, t: i64, v: f64) {
         let delta = t.wrapping_sub(self.t);
-        write_dod(&mut self.out, delta.wrapping_sub(self.delta));
+        write_dod(
+            &mut self.out,
+            delta.wrapping_sub(self.delta),
+            HEAD_FIRST_BUCKET,
+        );
         self.xor.write(&mut self.out, v.to_bits());
         self.t = t;
         self.delta = delta;
@@ -304,7 +152,7 @@ impl<'a> ChunkIter<'a> {
     /// Decodes `count` samples from `bytes`, the first at time `mint`.
     pub(super) fn new(bytes: &'a [u8], mint: i64, count: u16) -> ChunkIter<'a> {
         ChunkIter {
-            reader: BitReader { bytes, pos: 0 },
+            reader: BitReader::new(bytes),
             count,
             index: 0,
             t: mint,
@@ -315,7 +163,9 @@ impl<'a> ChunkIter<'a> {
 
     fn decode_next(&mut self) -> Option<(i64, f64)> {
         if self.index > 0 {
-            self.delta = self.delta.wrapping_add(read_dod(&mut self.reader)?);
+            self.delta = self
+                .delta
+                .wrapping_add(read_dod(&mut self.reader, HEAD_FIRST_BUCKET)?);
             self.t = self.t.wrapping_add(self.delta);
         }
         let bits = self.xor.read(&mut self.reader)?;
@@ -454,8 +304,7 @@ mod tests {
             .map(|i| (i * 15_000 + i % 3, (i * i) as f64))
             .collect();
         let whole = encode(&samples);
-        let half = encode(&samples[..25]);
-        let mut restored = ChunkEncoder::restore(half.bytes(), half.mint(), half.count()).unwrap();
+        let mut restored = ChunkEncoder::restore(&samples[..25]).unwrap();
         for &(t, v) in &samples[25..] {
             restored.append(t, v);
         }
@@ -473,7 +322,14 @@ mod tests {
         let cut = &enc.bytes()[..enc.bytes().len() / 2];
         let results: Vec<_> = ChunkIter::new(cut, 0, 20).collect();
         assert!(matches!(results.last(), Some(Err(ChunkError(20)))));
-        assert!(ChunkEncoder::restore(cut, 0, 20).is_err());
+    }
+
+    #[test]
+    fn restore_refuses_what_an_encoder_could_not_hold() {
+        assert!(ChunkEncoder::restore(&[]).is_none());
+        assert!(ChunkEncoder::restore(&[(5, 1.0), (5, 2.0)]).is_none());
+        assert!(ChunkEncoder::restore(&[(5, 1.0), (4, 2.0)]).is_none());
+        assert!(ChunkEncoder::restore(&[(4, 1.0), (5, 2.0)]).is_some());
     }
 
     fn any_value() -> impl Strategy<Value = f64> {

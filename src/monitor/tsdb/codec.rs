@@ -1,5 +1,6 @@
 //! Byte-level helpers shared by the segment and checkpoint formats: LEB128 varints
-//! (zigzag for signed), length-prefixed strings and label sets, and a bounds-checked cursor.
+//! (zigzag for signed), length-prefixed strings and label sets, a bounds-checked cursor,
+//! and Snappy-packed bodies.
 
 use thiserror::Error;
 
@@ -53,6 +54,56 @@ pub(super) fn put_labels<'a>(
     }
 }
 
+/// Stored as is.
+const RAW: u8 = 0;
+/// Snappy, raw format (no framing: records have their own checksum).
+const SNAPPY: u8 = 1;
+/// Largest unpacked body accepted; a bigger claim means a corrupt or foreign record.
+const MAX_UNPACKED: usize = 1 << 30;
+
+/// Appends `body` as `[packing, length, bytes…]`, Snappy-compressed when that is smaller.
+pub(super) fn put_packed(buf: &mut Vec<u8>, body: &[u8]) {
+    let compressed = snap::raw::Encoder::new().compress_vec(body).ok();
+    let (packing, stored) = match &compressed {
+        Some(c) if c.len() < body.len() => (SNAPPY, c.as_slice()),
+        _ => (RAW, body),
+    };
+    buf.push(packing);
+    put_uvarint(buf, body.len() as u64);
+    buf.extend_from_slice(stored);
+}
+
+/// A body written by [`put_packed`], still packed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Packed<'a> {
+    packing: u8,
+    len: usize,
+    stored: &'a [u8],
+}
+
+impl Packed<'_> {
+    /// The body's bytes.
+    pub(super) fn unpack(&self) -> Result<Vec<u8>, DecodeError> {
+        let bytes = match self.packing {
+            RAW => self.stored.to_vec(),
+            _ => {
+                let claimed = snap::raw::decompress_len(self.stored)
+                    .map_err(|_| DecodeError::Invalid("packed body"))?;
+                if claimed != self.len {
+                    return Err(DecodeError::Invalid("packed body"));
+                }
+                snap::raw::Decoder::new()
+                    .decompress_vec(self.stored)
+                    .map_err(|_| DecodeError::Invalid("packed body"))?
+            }
+        };
+        if bytes.len() != self.len {
+            return Err(DecodeError::Invalid("packed body"));
+        }
+        Ok(bytes)
+    }
+}
+
 /// Reads values front to back from a byte slice, failing instead of panicking.
 pub(super) struct Cursor<'a> {
     buf: &'a [u8],
@@ -92,6 +143,20 @@ impl<'a> Cursor<'a> {
         out
     }
 
+    /// Reads the rest of the input as a body written by [`put_packed`].
+    pub(super) fn packed(&mut self) -> Result<Packed<'a>, DecodeError> {
+        let packing = self.u8()?;
+        let len = usize::try_from(self.uvarint()?).map_err(|_| DecodeError::Truncated)?;
+        if packing > SNAPPY || len > MAX_UNPACKED {
+            return Err(DecodeError::Invalid("packed body"));
+        }
+        Ok(Packed {
+            packing,
+            len,
+            stored: self.rest(),
+        })
+    }
+
     /// Reads an unsigned LEB128 varint.
     pub(super) fn uvarint(&mut self) -> Result<u64, DecodeError> {
         let mut out = 0u64;
@@ -120,6 +185,19 @@ impl<'a> Cursor<'a> {
     pub(super) fn str(&mut self) -> Result<&'a str, DecodeError> {
         let len = usize::try_from(self.uvarint()?).map_err(|_| DecodeError::Truncated)?;
         std::str::from_utf8(self.bytes(len)?).map_err(|_| DecodeError::BadUtf8)
+    }
+
+    /// Skips a label set written by [`put_labels`] without checking its strings.
+    pub(super) fn skip_labels(&mut self) -> Result<(), DecodeError> {
+        let n = self.uvarint()?;
+        if n > self.remaining() as u64 / 2 {
+            return Err(DecodeError::Truncated);
+        }
+        for _ in 0..2 * n {
+            let len = usize::try_from(self.uvarint()?).map_err(|_| DecodeError::Truncated)?;
+            self.bytes(len)?;
+        }
+        Ok(())
     }
 
     /// Reads a label set written by [`put_labels`], as borrowed pairs.
@@ -173,5 +251,31 @@ mod tests {
             Cursor::new(&[0xff; 11]).uvarint(),
             Err(DecodeError::BadVarint)
         );
+    }
+
+    #[test]
+    fn packed_bodies_round_trip_compressed_or_not() {
+        let repetitive = b"job=api ".repeat(100);
+        let random: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+            .collect();
+        for body in [&repetitive[..], &random[..], &[][..]] {
+            let mut buf = Vec::new();
+            put_packed(&mut buf, body);
+            assert!(buf.len() <= body.len() + 3);
+            assert_eq!(Cursor::new(&buf).packed().unwrap().unpack().unwrap(), body);
+        }
+        let mut buf = Vec::new();
+        put_packed(&mut buf, &repetitive);
+        assert!(buf.len() < repetitive.len() / 4);
+        assert!(
+            Cursor::new(&buf[..buf.len() - 3])
+                .packed()
+                .unwrap()
+                .unpack()
+                .is_err()
+        );
+        buf[0] = 7;
+        assert!(Cursor::new(&buf).packed().is_err());
     }
 }

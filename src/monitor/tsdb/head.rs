@@ -22,11 +22,13 @@ pub(super) struct ChunkLimits {
     pub(super) span_ms: i64,
 }
 
-/// Where a series' newest chunk is in one segment (older ones are chained from it).
+/// Where a series' newest group is in one segment (older ones are chained from it), and
+/// the id the segment knows the series by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct SegRef {
     pub(super) segment: u32,
     pub(super) last_off: u32,
+    pub(super) disk_id: u32,
 }
 
 /// One series.

@@ -5,9 +5,19 @@
 //! Each series has one open chunk in memory (Gorilla-style compression, see `chunk`),
 //! cut at `chunk_max_samples` samples (120) or when it would span more than `chunk_span`.
 //! Cut chunks wait in memory until [`Db::flush`] appends them to the active segment file
-//! (see `segment`), which is rotated by time span and size. After a flush the memory keeps,
-//! per series and segment, only the offset of the series' newest chunk there; queries read
-//! chunk bytes from the files.
+//! (see `segment`), which is rotated by time span and size. A flush stores its chunks in
+//! groups of a few hundred series (see `group`): timestamps and values in separate columns
+//! (see `column`), one timestamp column for all the series of a scrape, values in the
+//! smallest of four codes, the whole Snappy-compressed. After a flush the memory keeps, per
+//! series and segment, only where its newest group is and the id the file knows it by;
+//! queries read and decompress each group they need once (see `walk`).
+//!
+//! # Size on disk
+//! For the lab's targets scraped every second (app, proxy, postgres_exporter,
+//! redis_exporter; a quiet half-hour, then a half-hour of load) segments and checkpoint take
+//! about 0.47 bytes a sample (`tests/lab.rs`; the previous format took 2.0, Prometheus about
+//! 1.3). A series scraped alone, with its own timestamps, costs about 0.85 bytes a sample
+//! even when constant: its timestamps' jitter is most of it.
 //!
 //! # Durability
 //! [`Db::flush`] (the monitor calls it every `flush_interval`) writes and fsyncs the cut
@@ -35,9 +45,12 @@
 //! chunks, then decode and read files without it. Flush and maintain take a separate mutex
 //! and hold the state lock only briefly, never across file I/O.
 
+mod bits;
 mod checkpoint;
 mod chunk;
 mod codec;
+mod column;
+mod group;
 mod head;
 mod index;
 mod labels;
@@ -46,6 +59,7 @@ mod persist;
 mod query;
 mod scan;
 mod segment;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
@@ -78,7 +92,7 @@ pub struct Options {
     /// Longest time from a chunk's first to last sample.
     pub chunk_span: Duration,
     /// A segment is closed when a flush would put in it samples this much newer than its
-    /// oldest. Memory holds 8 bytes per series per segment, so longer spans cost less.
+    /// oldest. Memory holds 12 bytes per series per segment, so longer spans cost less.
     pub segment_span: Duration,
     /// A segment is closed once it holds this many bytes.
     pub segment_bytes: u64,
@@ -254,8 +268,9 @@ pub struct Stats {
     /// Chunk reads that failed (I/O error or checksum) since open; their samples are
     /// missing from query results.
     pub read_errors_total: u64,
-    /// Chunk records read from segment files by queries since open.
-    pub chunk_reads_total: u64,
+    /// Chunk groups read from segment files by queries since open (each holds the chunks
+    /// of up to a few hundred series from one flush).
+    pub group_reads_total: u64,
     /// Samples in segment files.
     pub samples_on_disk: u64,
     /// Chunks in segment files.
@@ -303,7 +318,7 @@ struct Counters {
     duplicate_conflicts: AtomicU64,
     duplicates_ignored: AtomicU64,
     read_errors: AtomicU64,
-    chunk_reads: AtomicU64,
+    group_reads: AtomicU64,
     checkpoint_bytes: AtomicU64,
     /// Bumped by every change of the open chunks, so an idle flush can skip the checkpoint.
     generation: AtomicU64,
@@ -395,7 +410,7 @@ impl Db {
             duplicate_conflicts_total: c.duplicate_conflicts.load(Ordering::Relaxed),
             duplicates_ignored_total: c.duplicates_ignored.load(Ordering::Relaxed),
             read_errors_total: c.read_errors.load(Ordering::Relaxed),
-            chunk_reads_total: c.chunk_reads.load(Ordering::Relaxed),
+            group_reads_total: c.group_reads.load(Ordering::Relaxed),
             checkpoint_bytes: c.checkpoint_bytes.load(Ordering::Relaxed),
             ..Stats::default()
         };

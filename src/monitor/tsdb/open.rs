@@ -137,6 +137,7 @@ fn register_segment(inner: &mut Inner, id: u32, loaded: Loaded) {
             series.on_disk.push(SegRef {
                 segment: id,
                 last_off: entry.last_off,
+                disk_id: entry.disk_id,
             });
             series.extend_bounds(entry.mint, entry.maxt);
         }
@@ -163,8 +164,8 @@ fn load_checkpoint(head: &mut Head, recovery: &mut RecoveryInfo, dir: &Path) {
             return;
         }
     };
-    for snap in heads {
-        let pairs = snap.labels.pairs();
+    for restored in heads {
+        let pairs = restored.labels.pairs();
         let hash = hash_pairs(head.hasher(), pairs.clone());
         let Ok(id) = head.get_or_create(hash, pairs) else {
             continue;
@@ -174,15 +175,17 @@ fn load_checkpoint(head: &mut Head, recovery: &mut RecoveryInfo, dir: &Path) {
         };
         // A checkpointed chunk is either newer than everything on disk or the start of a
         // chunk that a later flush wrote before the crash (then the segment has it all).
-        if snap.mint <= series.last_t {
+        let Some(enc) = ChunkEncoder::restore(&restored.samples) else {
+            recovery.checkpoint_error = Some(format!(
+                "unusable chunk of {} samples",
+                restored.samples.len()
+            ));
+            continue;
+        };
+        if enc.mint() <= series.last_t {
             recovery.checkpoint_heads_superseded += 1;
             continue;
         }
-        let Ok(enc) = ChunkEncoder::restore(&snap.bytes, snap.mint, snap.count) else {
-            recovery.checkpoint_error =
-                Some(format!("undecodable chunk of {} samples", snap.count));
-            continue;
-        };
         series.extend_bounds(enc.mint(), enc.maxt());
         series.last_v = Some(enc.last_value());
         series.head = Some(enc);

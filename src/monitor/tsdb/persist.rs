@@ -38,9 +38,12 @@ impl Inner {
             if let Some(h) = &series.head {
                 heads.push(HeadSnapshot {
                     labels: series.labels.clone(),
-                    mint: h.mint(),
-                    count: h.count(),
-                    bytes: h.bytes().to_vec(),
+                    chunk: SealedChunk {
+                        bytes: h.bytes().into(),
+                        mint: h.mint(),
+                        maxt: h.maxt(),
+                        count: h.count(),
+                    },
                 });
             }
         }
@@ -133,6 +136,7 @@ impl Db {
                 _ => series.on_disk.push(SegRef {
                     segment: seg,
                     last_off,
+                    disk_id: item.id,
                 }),
             }
         }

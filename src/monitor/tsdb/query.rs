@@ -8,7 +8,6 @@
 //! (like Prometheus, which filters by block).
 
 use std::collections::{BTreeSet, HashSet};
-use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,15 +16,8 @@ use crate::monitor::series::{Labels, Matcher, Queryable, SeriesData};
 use super::chunk::{ChunkIter, SealedChunk};
 use super::index::SeriesId;
 use super::labels::SeriesLabels;
-use super::segment::read_chunk;
+use super::walk::{DiskChain, Samples, read_chains};
 use super::{Db, Inner};
-
-/// A segment to read a series' chunks from, newest chunk first.
-struct DiskChain {
-    reader: Arc<File>,
-    base_t: i64,
-    last_off: u32,
-}
 
 /// Where one series' samples are, as collected under the read lock.
 struct Plan {
@@ -70,8 +62,10 @@ impl Inner {
             .filter_map(|r| {
                 let meta = self.segments.get(&r.segment)?;
                 overlaps(meta.mint, meta.maxt).then(|| DiskChain {
+                    segment: r.segment,
                     reader: meta.reader.clone(),
                     base_t: meta.base_t,
+                    disk_id: r.disk_id,
                     last_off: r.last_off,
                 })
             })
@@ -113,71 +107,51 @@ struct Collector {
     maxt: i64,
     samples: Vec<(i64, f64)>,
     errors: u64,
-    reads: u64,
 }
 
 impl Collector {
+    fn push(&mut self, t: i64, v: f64) {
+        let newer = self.samples.last().is_none_or(|&(last, _)| t > last);
+        if newer && (self.mint..=self.maxt).contains(&t) {
+            self.samples.push((t, v));
+        }
+    }
+
     fn add(&mut self, samples: ChunkIter<'_>) {
         for sample in samples {
             let Ok((t, v)) = sample else {
                 self.errors += 1;
                 return;
             };
-            let newer = self.samples.last().is_none_or(|&(last, _)| t > last);
-            if newer && (self.mint..=self.maxt).contains(&t) {
-                self.samples.push((t, v));
-            }
-        }
-    }
-
-    /// Reads a series' chunks in one segment, oldest first, stopping at the range's start.
-    fn add_chain(&mut self, chain: &DiskChain, buf: &mut Vec<u8>) {
-        let mut chunks = Vec::new();
-        let mut next = Some(chain.last_off);
-        while let Some(off) = next {
-            self.reads += 1;
-            let record = match read_chunk(&chain.reader, off, chain.base_t, buf) {
-                Ok(r) => r,
-                Err(_) => {
-                    self.errors += 1;
-                    break;
-                }
-            };
-            // Older chunks in the chain end even earlier.
-            if record.chunk.maxt < self.mint {
-                break;
-            }
-            next = record.prev;
-            if record.chunk.mint <= self.maxt {
-                chunks.push(record.chunk);
-            }
-        }
-        for chunk in chunks.iter().rev() {
-            self.add(chunk.samples());
+            self.push(t, v);
         }
     }
 }
 
 impl Db {
-    fn read_plan(&self, plan: Plan, mint: i64, maxt: i64, buf: &mut Vec<u8>) -> Option<SeriesData> {
+    /// A series' samples: from its chunks on disk (read by the caller), then in memory.
+    fn read_plan(
+        &self,
+        plan: Plan,
+        disk: Vec<Samples>,
+        mint: i64,
+        maxt: i64,
+    ) -> Option<SeriesData> {
         let mut out = Collector {
             mint,
             maxt,
             samples: Vec::new(),
             errors: 0,
-            reads: 0,
         };
-        for chain in &plan.disk {
-            out.add_chain(chain, buf);
+        for chunk in disk {
+            chunk.into_iter().for_each(|(t, v)| out.push(t, v));
         }
         for chunk in plan.memory.iter().map(|c| &**c).chain(plan.open.as_ref()) {
             out.add(chunk.samples());
         }
-        let counters = &self.counters;
-        counters
+        self.counters
             .read_errors
             .fetch_add(out.errors, Ordering::Relaxed);
-        counters.chunk_reads.fetch_add(out.reads, Ordering::Relaxed);
         let labels = plan.labels.to_labels();
         (!out.samples.is_empty()).then_some(SeriesData {
             labels,
@@ -259,17 +233,35 @@ impl Queryable for Db {
         if mint > maxt {
             return Vec::new();
         }
-        let plans: Vec<Plan> = {
+        let mut plans: Vec<Plan> = {
             let inner = self.read_inner();
             let ids = inner.select_ids(matchers, mint, maxt);
             ids.into_iter()
                 .filter_map(|id| inner.plan(id, mint, maxt))
                 .collect()
         };
-        let mut buf = Vec::new();
+        // Disk reads go segment by segment for all series at once (see `walk`).
+        let chains: Vec<(usize, DiskChain)> = plans
+            .iter_mut()
+            .enumerate()
+            .flat_map(|(i, plan)| {
+                std::mem::take(&mut plan.disk)
+                    .into_iter()
+                    .map(move |c| (i, c))
+            })
+            .collect();
+        let disk = read_chains(chains, plans.len(), mint, maxt);
+        let counters = &self.counters;
+        counters
+            .read_errors
+            .fetch_add(disk.errors, Ordering::Relaxed);
+        counters
+            .group_reads
+            .fetch_add(disk.reads, Ordering::Relaxed);
         let mut out: Vec<SeriesData> = plans
             .into_iter()
-            .filter_map(|plan| self.read_plan(plan, mint, maxt, &mut buf))
+            .zip(disk.chunks)
+            .filter_map(|(plan, chunks)| self.read_plan(plan, chunks, mint, maxt))
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
@@ -293,7 +285,6 @@ mod tests {
             maxt: 12,
             samples: Vec::new(),
             errors: 0,
-            reads: 0,
         };
         out.add(chunk(0, 10).samples());
         out.add(chunk(5, 15).samples());

@@ -8,11 +8,11 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::codec::{Cursor, DecodeError};
+use super::group::GroupRecord;
 use super::labels::SeriesLabels;
 use super::segment::{
-    END_MAGIC, FRAME_LEN, HEADER_LEN, KIND_CHUNK, KIND_FOOTER, KIND_SERIES, MAGIC, SegmentError,
-    SegmentSeries, SegmentSummary, TRAILER_LEN, decode_chunk, encode_footer, parse_frame,
-    read_record_at,
+    END_MAGIC, FRAME_LEN, HEADER_LEN, KIND_FOOTER, MAGIC, SegmentError, SegmentSeries,
+    SegmentSummary, TRAILER_LEN, encode_footer, parse_frame, read_record_at,
 };
 
 /// A segment file opened at startup.
@@ -107,6 +107,8 @@ fn decode_footer(payload: &[u8]) -> Result<SegmentSummary, DecodeError> {
     if cur.u8()? != KIND_FOOTER {
         return Err(DecodeError::Invalid("record kind"));
     }
+    let body = cur.packed()?.unpack()?;
+    let mut cur = Cursor::new(&body);
     let mut summary = SegmentSummary {
         mint: cur.varint()?,
         maxt: cur.varint()?,
@@ -164,7 +166,7 @@ fn scan(file: &File, len: u64, base_t: i64) -> Result<(SegmentSummary, u64), Seg
     Ok((summary, off))
 }
 
-/// Adds a scanned record; false for a record that ends the usable part of the file (a
+/// Adds a scanned group; false for a record that ends the usable part of the file (a
 /// footer whose trailer was torn, or a record that makes no sense).
 fn apply_record(
     payload: &[u8],
@@ -172,42 +174,43 @@ fn apply_record(
     summary: &mut SegmentSummary,
     series: &mut HashMap<u32, SegmentSeries>,
 ) -> bool {
-    let mut cur = Cursor::new(payload);
-    match cur.u8() {
-        Ok(KIND_SERIES) => {
-            let Ok(disk_id) = cur.uvarint32("series id") else {
-                return false;
-            };
-            let Ok(pairs) = cur.labels() else {
-                return false;
-            };
-            series.entry(disk_id).or_insert_with(|| SegmentSeries {
-                disk_id,
-                labels: SeriesLabels::from_pairs(pairs),
-                last_off: 0,
-                mint: i64::MAX,
-                maxt: i64::MIN,
-            });
-            true
+    let Ok(off32) = u32::try_from(off) else {
+        return false;
+    };
+    let Ok(group) = GroupRecord::parse(payload, off32, summary.base_t) else {
+        return false;
+    };
+    let Ok(body) = group.body() else {
+        return false;
+    };
+    // Check the whole group before counting any of it.
+    let known = |i: usize, id: &u32| {
+        let new_labels = body.has_labels(i).then(|| body.labels(i));
+        match new_labels {
+            Some(labels) => labels.is_some(),
+            None => series.contains_key(id),
         }
-        Ok(KIND_CHUNK) => {
-            let Ok(off32) = u32::try_from(off) else {
-                return false;
-            };
-            let Ok(record) = decode_chunk(payload, off32, summary.base_t) else {
-                return false;
-            };
-            let Some(entry) = series.get_mut(&record.disk_id) else {
-                return false;
-            };
-            entry.last_off = off32;
-            entry.mint = entry.mint.min(record.chunk.mint);
-            entry.maxt = entry.maxt.max(record.chunk.maxt);
-            summary.add_chunk(&record.chunk);
-            true
-        }
-        _ => false,
+    };
+    if !group.ids.iter().enumerate().all(|(i, id)| known(i, id)) {
+        return false;
     }
+    for (i, &disk_id) in group.ids.iter().enumerate() {
+        let entry = series.entry(disk_id).or_insert_with(|| SegmentSeries {
+            disk_id,
+            labels: SeriesLabels::from_pairs(body.labels(i).unwrap_or_default()),
+            last_off: 0,
+            mint: i64::MAX,
+            maxt: i64::MIN,
+        });
+        entry.last_off = off32;
+        for j in body.chunks_of(i) {
+            let (mint, maxt, count) = body.bounds(j);
+            entry.mint = entry.mint.min(mint);
+            entry.maxt = entry.maxt.max(maxt);
+            summary.add_chunk(mint, maxt, count as u64);
+        }
+    }
+    true
 }
 
 /// Fills `buf`; false when the input ends first.
@@ -225,7 +228,8 @@ mod tests {
 
     use super::*;
     use crate::monitor::tsdb::chunk::{ChunkEncoder, SealedChunk};
-    use crate::monitor::tsdb::segment::{BatchItem, SegmentWriter, read_chunk, segment_path};
+    use crate::monitor::tsdb::group::GroupBuilder;
+    use crate::monitor::tsdb::segment::{BatchItem, SegmentWriter, segment_path};
 
     fn labels(job: &str) -> SeriesLabels {
         SeriesLabels::from_pairs([("job", job)])
@@ -252,31 +256,42 @@ mod tests {
         assert_eq!(offs.len(), 1);
         let second_a = [chunk(1020, 5)];
         let second_b = [chunk(500, 3)];
-        w.write_batch(&[
-            BatchItem {
-                id: 7,
-                labels: &a,
-                chunks: &second_a,
-            },
-            BatchItem {
-                id: 9,
-                labels: &b,
-                chunks: &second_b,
-            },
-        ])
-        .unwrap();
+        // Items in any order: a group lists its series by id.
+        let offs = w
+            .write_batch(&[
+                BatchItem {
+                    id: 9,
+                    labels: &b,
+                    chunks: &second_b,
+                },
+                BatchItem {
+                    id: 7,
+                    labels: &a,
+                    chunks: &second_a,
+                },
+            ])
+            .unwrap();
+        assert_eq!(offs[0], offs[1], "one group holds both");
         w
     }
 
-    /// Walks a series' chunks newest first, as queries do.
-    fn walk(file: &File, last_off: u32, base_t: i64) -> Vec<(i64, u16)> {
+    /// Walks a series' groups newest first, as queries do: (mint, samples) per chunk,
+    /// newest first, each checked against its values.
+    fn walk(file: &File, mut next: Option<u32>, disk_id: u32, base_t: i64) -> Vec<(i64, usize)> {
         let mut out = Vec::new();
-        let mut next = Some(last_off);
         let mut buf = Vec::new();
         while let Some(off) = next {
-            let record = read_chunk(file, off, base_t, &mut buf).unwrap();
-            out.push((record.chunk.mint, record.chunk.count));
-            next = record.prev;
+            let payload = read_record_at(file, u64::from(off), &mut buf).unwrap();
+            let group = GroupRecord::parse(payload, off, base_t).unwrap();
+            let pos = group.position(disk_id).unwrap();
+            let mut body = group.body().unwrap();
+            for j in body.chunks_of(pos).rev() {
+                let mut samples = Vec::new();
+                body.samples(j, &mut samples).unwrap();
+                assert!(samples.iter().all(|&(t, v)| v == t as f64));
+                out.push((samples[0].0, samples.len()));
+            }
+            next = group.prev[pos];
         }
         out
     }
@@ -295,8 +310,42 @@ mod tests {
             (a.disk_id, a.labels.get("job"), a.mint, a.maxt),
             (7, "a", 1000, 1024)
         );
-        let chain = walk(&loaded.reader, a.last_off, s.base_t);
+        let chain = walk(&loaded.reader, Some(a.last_off), 7, s.base_t);
         assert_eq!(chain, vec![(1020, 5), (1010, 10), (1000, 10)]);
+        let b = &s.series[1];
+        assert_eq!(
+            walk(&loaded.reader, Some(b.last_off), 9, s.base_t),
+            vec![(500, 3)]
+        );
+        // Labels come with a series' first group in the file only.
+        let mut buf = Vec::new();
+        let payload = read_record_at(&loaded.reader, u64::from(b.last_off), &mut buf).unwrap();
+        let group = GroupRecord::parse(payload, b.last_off, s.base_t).unwrap();
+        let body = group.body().unwrap();
+        assert_eq!(group.ids, vec![7, 9]);
+        assert!(!body.has_labels(0) && body.has_labels(1));
+    }
+
+    #[test]
+    fn a_group_naming_a_series_the_file_has_no_labels_for_ends_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment_path(dir.path(), 1);
+        drop(write_two_batches(dir.path()));
+        let mut bytes = std::fs::read(&path).unwrap();
+        let whole = bytes.len() as u64;
+        let mut group = GroupBuilder::new(1000);
+        group.add(9, 0, None, &[chunk(2000, 4)]);
+        group.add(11, 0, None, &[chunk(2000, 4)]);
+        let mut payload = Vec::new();
+        group.finish(u32::try_from(whole).unwrap(), &mut payload);
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let loaded = load(&path).unwrap().unwrap();
+        assert_eq!(loaded.torn_bytes, bytes.len() as u64 - whole);
+        assert_eq!((loaded.summary.chunks, loaded.summary.series.len()), (4, 2));
     }
 
     #[test]
@@ -320,11 +369,14 @@ mod tests {
 
         let loaded = load(&path).unwrap().unwrap();
         assert!(loaded.scanned);
-        // The third batch's series record survives; its chunk record is cut.
-        assert!(loaded.torn_bytes > 0 && loaded.torn_bytes < bytes.len() as u64 - whole);
+        // The third batch's group is cut whole, series and all.
+        assert_eq!(loaded.torn_bytes, bytes.len() as u64 - whole);
         assert_eq!((loaded.summary.chunks, loaded.summary.series.len()), (4, 2));
         let b = &loaded.summary.series[1];
-        assert_eq!(walk(&loaded.reader, b.last_off, 1000), vec![(500, 3)]);
+        assert_eq!(
+            walk(&loaded.reader, Some(b.last_off), 9, 1000),
+            vec![(500, 3)]
+        );
         let again = load(&path).unwrap().unwrap();
         assert!(!again.scanned, "the scan gives the file its footer");
         assert_eq!(again.summary.chunks, 4);
@@ -340,12 +392,12 @@ mod tests {
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
         let loaded = load(&path).unwrap().unwrap();
-        // The second batch's last record (series b's chunk) fails its checksum.
-        assert_eq!(loaded.summary.chunks, 3);
+        // The second batch's group fails its checksum: only the first batch is left.
+        assert_eq!((loaded.summary.chunks, loaded.summary.series.len()), (2, 1));
         assert!(loaded.torn_bytes > 0);
-        let mut buf = Vec::new();
         let a = &loaded.summary.series[0];
-        assert!(read_chunk(&loaded.reader, a.last_off, 1000, &mut buf).is_ok());
+        let chain = walk(&loaded.reader, Some(a.last_off), 7, 1000);
+        assert_eq!(chain, vec![(1010, 10), (1000, 10)]);
     }
 
     #[test]
@@ -371,7 +423,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let file = File::open(&path).unwrap();
         let mut buf = Vec::new();
-        let err = read_chunk(&file, off as u32, 1000, &mut buf).err().unwrap();
+        let err = read_record_at(&file, off as u64, &mut buf).err().unwrap();
         assert!(matches!(err, SegmentError::Checksum(_)));
     }
 }

@@ -1,13 +1,13 @@
-//! Segment files: append-only files of sealed chunks, one per span of time.
+//! Segment files: append-only files of chunk groups, one per span of time.
 //!
 //! Layout: a 16-byte header (magic, then the base time as `i64` little-endian), then
 //! records framed as `len: u32 LE, crc32(payload): u32 LE, payload`. Payload kinds:
-//! - series `[1, disk id, labels]`, written before a series' first chunk in the file;
-//! - chunk `[2, disk id, back, mint − base, maxt − mint, count, chunk bytes…]`, where `back`
-//!   is the distance to the series' previous chunk in this file (0 for none), so that a
-//!   reader walks a series' chunks newest first from the last one's offset;
-//! - footer `[3, mint, maxt, samples, chunks, n, n × (disk id, last chunk offset, mint,
-//!   maxt, labels)]`, written once when the file is closed and followed by a 16-byte
+//! - group `[4, …]`: the chunks of up to a few hundred series from one flush, with the
+//!   labels of series new to the file (see `group`); each series' entry points back to its
+//!   previous group in the file, so a reader walks a series' groups newest first from the
+//!   last one's offset;
+//! - footer `[3, packed (mint, maxt, samples, chunks, n, n × (disk id, last group offset,
+//!   mint, maxt, labels))]` (see `codec::put_packed`), written once when the file is closed and followed by a 16-byte
 //!   trailer (footer offset as `u64` LE, end magic), so that opening a closed file reads
 //!   the footer only.
 //!
@@ -25,11 +25,12 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::chunk::SealedChunk;
-use super::codec::{Cursor, DecodeError, put_labels, put_uvarint, put_varint};
+use super::codec::{put_labels, put_packed, put_uvarint, put_varint};
+use super::group::{GROUP_TARGET, GroupBuilder};
 use super::index::SeriesId;
 use super::labels::SeriesLabels;
 
-pub(super) const MAGIC: &[u8; 8] = b"FPTSSEG1";
+pub(super) const MAGIC: &[u8; 8] = b"FPTSSEG2";
 pub(super) const END_MAGIC: &[u8; 8] = b"FPTSEND1";
 /// Bytes before the first record.
 pub(super) const HEADER_LEN: u64 = 16;
@@ -43,9 +44,9 @@ pub(super) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64 - (64 << 20);
 /// Bytes encoded before a write, so a large batch is not held in memory whole.
 const WRITE_BUFFER: usize = 1 << 20;
 
-pub(super) const KIND_SERIES: u8 = 1;
-pub(super) const KIND_CHUNK: u8 = 2;
 pub(super) const KIND_FOOTER: u8 = 3;
+/// Bytes read at once for a record; most groups fit.
+const FIRST_READ: usize = 16 << 10;
 
 /// A segment file could not be read or written.
 #[derive(Debug, Error)]
@@ -54,8 +55,6 @@ pub(super) enum SegmentError {
     Io(#[from] io::Error),
     #[error("record at offset {0} fails its checksum")]
     Checksum(u64),
-    #[error("record at offset {off}: {source}")]
-    Decode { off: u64, source: DecodeError },
     #[error("not a segment file")]
     BadMagic,
 }
@@ -93,13 +92,14 @@ pub(super) struct SegmentSummary {
 }
 
 impl SegmentSummary {
-    pub(super) fn add_chunk(&mut self, chunk: &SealedChunk) {
+    /// Counts a chunk of `count` samples from `mint` to `maxt`.
+    pub(super) fn add_chunk(&mut self, mint: i64, maxt: i64, count: u64) {
         if self.chunks == 0 {
-            (self.mint, self.maxt) = (chunk.mint, chunk.maxt);
+            (self.mint, self.maxt) = (mint, maxt);
         }
-        self.mint = self.mint.min(chunk.mint);
-        self.maxt = self.maxt.max(chunk.maxt);
-        self.samples += u64::from(chunk.count);
+        self.mint = self.mint.min(mint);
+        self.maxt = self.maxt.max(maxt);
+        self.samples += count;
         self.chunks += 1;
     }
 }
@@ -117,20 +117,22 @@ fn frame(buf: &mut Vec<u8>, fill: impl FnOnce(&mut Vec<u8>)) {
 }
 
 pub(super) fn encode_footer(buf: &mut Vec<u8>, footer_off: u64, s: &SegmentSummary) {
+    let mut body = Vec::with_capacity(s.series.len() * 64 + 32);
+    put_varint(&mut body, s.mint);
+    put_varint(&mut body, s.maxt);
+    put_uvarint(&mut body, s.samples);
+    put_uvarint(&mut body, s.chunks);
+    put_uvarint(&mut body, s.series.len() as u64);
+    for e in &s.series {
+        put_uvarint(&mut body, u64::from(e.disk_id));
+        put_uvarint(&mut body, u64::from(e.last_off));
+        put_varint(&mut body, e.mint);
+        put_varint(&mut body, e.maxt);
+        put_labels(&mut body, e.labels.len(), e.labels.pairs());
+    }
     frame(buf, |b| {
         b.push(KIND_FOOTER);
-        put_varint(b, s.mint);
-        put_varint(b, s.maxt);
-        put_uvarint(b, s.samples);
-        put_uvarint(b, s.chunks);
-        put_uvarint(b, s.series.len() as u64);
-        for e in &s.series {
-            put_uvarint(b, u64::from(e.disk_id));
-            put_uvarint(b, u64::from(e.last_off));
-            put_varint(b, e.mint);
-            put_varint(b, e.maxt);
-            put_labels(b, e.labels.len(), e.labels.pairs());
-        }
+        put_packed(b, &body);
     });
     buf.extend_from_slice(&footer_off.to_le_bytes());
     buf.extend_from_slice(END_MAGIC);
@@ -196,7 +198,7 @@ impl SegmentWriter {
         (self.summary.chunks > 0).then_some(self.summary.mint)
     }
 
-    /// Writes a batch durably and returns each item's last chunk offset. On error the file
+    /// Writes a batch durably and returns the offset of each item's group. On error the file
     /// is cut back to its previous size; if even that fails, stop using this writer.
     pub(super) fn write_batch(&mut self, items: &[BatchItem<'_>]) -> io::Result<Vec<u32>> {
         let done = self
@@ -219,60 +221,62 @@ impl SegmentWriter {
         Ok(offsets)
     }
 
-    /// Writes a batch's records after the end of the file, a buffer at a time, and returns
-    /// the series entries and summary as they will be, and the new end.
+    /// Writes a batch's groups after the end of the file, a buffer at a time, and returns
+    /// the series entries and summary as they will be (entries in `items` order), and the
+    /// new end.
     fn write_records(
         &self,
         items: &[BatchItem<'_>],
     ) -> io::Result<(Vec<SegmentSeries>, SegmentSummary, u64)> {
         let mut buf = Vec::with_capacity(WRITE_BUFFER);
         let mut end = self.size;
-        let mut staged = Vec::with_capacity(items.len());
+        let mut staged: Vec<Option<SegmentSeries>> = vec![None; items.len()];
         let mut summary = self.summary.clone();
-        for item in items {
-            let mut entry = match self.series.get(&item.id) {
-                Some(e) => e.clone(),
-                None => {
-                    frame(&mut buf, |b| {
-                        b.push(KIND_SERIES);
-                        put_uvarint(b, u64::from(item.id));
-                        put_labels(b, item.labels.len(), item.labels.pairs());
-                    });
-                    SegmentSeries {
-                        disk_id: item.id,
-                        labels: item.labels.clone(),
-                        last_off: 0,
-                        mint: i64::MAX,
-                        maxt: i64::MIN,
-                    }
-                }
-            };
+        let mut group = GroupBuilder::new(summary.base_t);
+        let mut members = Vec::new();
+        // Groups list their series by ascending id.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&i| items[i].id);
+        for i in order {
+            let item = &items[i];
+            let known = self.series.get(&item.id);
+            let mut entry = known.cloned().unwrap_or_else(|| SegmentSeries {
+                disk_id: item.id,
+                labels: item.labels.clone(),
+                last_off: 0,
+                mint: i64::MAX,
+                maxt: i64::MIN,
+            });
+            let labels = known.is_none().then_some(item.labels);
+            group.add(item.id, entry.last_off, labels, item.chunks);
             for chunk in item.chunks {
-                let off = offset(end + buf.len() as u64)?;
-                let back = if entry.last_off == 0 {
-                    0
-                } else {
-                    off - entry.last_off
-                };
-                frame(&mut buf, |b| {
-                    encode_chunk(b, item.id, back, summary.base_t, chunk)
-                });
-                entry.last_off = off;
                 entry.mint = entry.mint.min(chunk.mint);
                 entry.maxt = entry.maxt.max(chunk.maxt);
-                summary.add_chunk(chunk);
+                summary.add_chunk(chunk.mint, chunk.maxt, u64::from(chunk.count));
             }
-            staged.push(entry);
+            members.push(i);
+            staged[i] = Some(entry);
+            if group.len() >= GROUP_TARGET {
+                let full = std::mem::replace(&mut group, GroupBuilder::new(summary.base_t));
+                let off = offset(end + buf.len() as u64)?;
+                frame(&mut buf, |b| full.finish(off, b));
+                set_last_off(&mut staged, members.drain(..), off);
+            }
             if buf.len() >= WRITE_BUFFER {
                 self.file.write_all_at(&buf, end)?;
                 end += buf.len() as u64;
                 buf.clear();
             }
         }
+        if !group.is_empty() {
+            let off = offset(end + buf.len() as u64)?;
+            frame(&mut buf, |b| group.finish(off, b));
+            set_last_off(&mut staged, members.drain(..), off);
+        }
         offset(end + buf.len() as u64)?;
         self.file.write_all_at(&buf, end)?;
         end += buf.len() as u64;
-        Ok((staged, summary, end))
+        Ok((staged.into_iter().flatten().collect(), summary, end))
     }
 
     /// Writes the footer and trailer, syncs, and returns what the file holds.
@@ -289,77 +293,23 @@ impl SegmentWriter {
     }
 }
 
+/// Points the staged entries of a group's series at the group.
+fn set_last_off(
+    staged: &mut [Option<SegmentSeries>],
+    members: impl Iterator<Item = usize>,
+    off: u32,
+) {
+    for m in members {
+        if let Some(entry) = staged[m].as_mut() {
+            entry.last_off = off;
+        }
+    }
+}
+
 /// A file position as a record offset, which must fit a `u32`.
 fn offset(pos: u64) -> io::Result<u32> {
     u32::try_from(pos)
         .map_err(|_| io::Error::new(io::ErrorKind::FileTooLarge, "segment over 4 GiB"))
-}
-
-fn encode_chunk(b: &mut Vec<u8>, id: SeriesId, back: u32, base_t: i64, chunk: &SealedChunk) {
-    b.push(KIND_CHUNK);
-    put_uvarint(b, u64::from(id));
-    put_uvarint(b, u64::from(back));
-    put_varint(b, chunk.mint.wrapping_sub(base_t));
-    put_uvarint(b, chunk.maxt.wrapping_sub(chunk.mint) as u64);
-    put_uvarint(b, u64::from(chunk.count));
-    b.extend_from_slice(&chunk.bytes);
-}
-
-/// A chunk record as read back.
-pub(super) struct ChunkRecord {
-    pub(super) disk_id: u32,
-    /// Offset of the series' previous chunk in the file.
-    pub(super) prev: Option<u32>,
-    pub(super) chunk: SealedChunk,
-}
-
-pub(super) fn decode_chunk(
-    payload: &[u8],
-    off: u32,
-    base_t: i64,
-) -> Result<ChunkRecord, DecodeError> {
-    let mut cur = Cursor::new(payload);
-    if cur.u8()? != KIND_CHUNK {
-        return Err(DecodeError::Invalid("record kind"));
-    }
-    let disk_id = cur.uvarint32("series id")?;
-    let back = cur.uvarint32("back pointer")?;
-    let prev = match back {
-        0 => None,
-        b => Some(
-            off.checked_sub(b)
-                .ok_or(DecodeError::Invalid("back pointer"))?,
-        ),
-    };
-    let mint = base_t.wrapping_add(cur.varint()?);
-    let maxt = mint.wrapping_add(cur.uvarint()? as i64);
-    let count = u16::try_from(cur.uvarint()?).map_err(|_| DecodeError::Invalid("count"))?;
-    let bytes = cur.rest().into();
-    let chunk = SealedChunk {
-        bytes,
-        mint,
-        maxt,
-        count,
-    };
-    Ok(ChunkRecord {
-        disk_id,
-        prev,
-        chunk,
-    })
-}
-
-/// Reads the chunk record at `off`, checking its checksum; `buf` is reused between calls.
-pub(super) fn read_chunk(
-    file: &File,
-    off: u32,
-    base_t: i64,
-    buf: &mut Vec<u8>,
-) -> Result<ChunkRecord, SegmentError> {
-    let payload = read_record_at(file, u64::from(off), buf)?;
-    decode_chunk(payload, off, base_t).map_err(|source| SegmentError::Decode {
-        off: u64::from(off),
-        source,
-    })
 }
 
 /// Reads and checks the record at `off`, returning its payload.
@@ -368,8 +318,8 @@ pub(super) fn read_record_at<'b>(
     off: u64,
     buf: &'b mut Vec<u8>,
 ) -> Result<&'b [u8], SegmentError> {
-    // Most chunk records are small: one read usually gets the whole record.
-    buf.resize(512, 0);
+    // One read usually gets the whole record.
+    buf.resize(FIRST_READ, 0);
     let got = read_up_to(file, buf, off)?;
     let (len, crc) = parse_frame(&buf[..got]).ok_or(SegmentError::Checksum(off))?;
     let total = FRAME_LEN + len as usize;

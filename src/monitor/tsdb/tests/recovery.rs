@@ -78,9 +78,9 @@ fn a_torn_or_corrupt_segment_tail_is_cut_and_the_rest_kept() {
 
         let reopened = Db::open(small_chunks(copy.path())).unwrap();
         assert!(reopened.recovery().torn_bytes > 0, "{case}");
-        // The second flush's last chunk (samples 30..40) is gone; the checkpoint's open chunk
-        // (40..50) is newer than anything on disk and is restored.
-        let mut want = expected(0, 30);
+        // The second flush's group (samples 20..40) is gone whole; the checkpoint's open
+        // chunk (40..50) is newer than anything on disk and is restored.
+        let mut want = expected(0, 20);
         want.extend(expected(40, 50));
         assert_eq!(select_all(&reopened, "up")[0].samples, want, "{case}");
     }
@@ -109,6 +109,26 @@ fn a_checkpoint_older_than_the_segment_does_not_duplicate_samples() {
 }
 
 #[test]
+fn a_checkpointed_one_sample_chunk_that_a_segment_holds_is_not_restored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(small_chunks(dir.path())).unwrap();
+    let up = metric("up", "api");
+    fill(&db, &up, 0, 1);
+    db.flush().unwrap();
+    let old_checkpoint = std::fs::read(checkpoint::path(dir.path())).unwrap();
+    // The series goes idle: its one-sample chunk is sealed and written.
+    db.maintain(T0 + 3 * HOUR).unwrap();
+    db.flush().unwrap();
+    std::fs::write(checkpoint::path(dir.path()), old_checkpoint).unwrap();
+    drop(db);
+
+    let db = Db::open(small_chunks(dir.path())).unwrap();
+    assert_eq!(db.recovery().checkpoint_heads_superseded, 1);
+    assert_eq!(db.stats().head_chunks, 0);
+    assert_eq!(select_all(&db, "up")[0].samples, expected(0, 1));
+}
+
+#[test]
 fn a_damaged_checkpoint_is_reported_and_segments_still_load() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(small_chunks(dir.path())).unwrap();
@@ -125,7 +145,7 @@ fn a_damaged_checkpoint_is_reported_and_segments_still_load() {
 fn segments_rotate_by_size_and_all_of_them_load_again() {
     let dir = tempfile::tempdir().unwrap();
     let opts = Options {
-        segment_bytes: 100,
+        segment_bytes: 80,
         ..small_chunks(dir.path())
     };
     let db = Db::open(opts.clone()).unwrap();
@@ -134,11 +154,12 @@ fn segments_rotate_by_size_and_all_of_them_load_again() {
         fill(&db, &up, step * 20, step * 20 + 20);
         db.flush().unwrap();
     }
-    // The first flush writes one chunk (under 100 bytes), every later one two.
+    // The first flush writes one chunk with the labels (75 bytes with the file header),
+    // which leaves room for the second; every later flush fills a segment of its own.
     assert_eq!(
         db.stats().segments,
         4,
-        "a segment closes once past 100 bytes"
+        "a segment closes once past 80 bytes"
     );
     drop(db);
     let db = Db::open(opts).unwrap();
@@ -148,6 +169,7 @@ fn segments_rotate_by_size_and_all_of_them_load_again() {
         "only the last lacks a footer"
     );
     assert_eq!(select_all(&db, "up")[0].samples, expected(0, 100));
-    let in_third = db.select(&[Matcher::equal("job", "api")], T0 + 450_000, T0 + 520_000);
-    assert_eq!(in_third[0].samples, expected(45, 53));
+    // Flush 3 (samples 30..50) is in the second segment, flush 4 (50..70) in the third.
+    let across = db.select(&[Matcher::equal("job", "api")], T0 + 450_000, T0 + 520_000);
+    assert_eq!(across[0].samples, expected(45, 53));
 }

@@ -225,12 +225,28 @@ pub fn start_redis_on(port: u16) -> anyhow::Result<Supervised> {
     let redis = find_program("redis-server", &[])
         .context("redis-server not found: apt-get install redis-server")?;
     let dir = fresh_dir("redis")?;
-    let server = supervise(
+    start_program(
+        &redis,
         r#""$1" --port "$2" --bind 127.0.0.1 --save "" --appendonly no --dir "$3" >>"$3/server.log" 2>&1"#,
-    );
+        port,
+        dir,
+        |s| redis_ping(s.port),
+    )
+}
+
+/// Runs `command` (a shell line where `$1` is the program, `$2` the port and `$3` the
+/// directory) under [`supervise`] as this user, and waits until `ready` passes.
+fn start_program(
+    program: &Path,
+    command: &str,
+    port: u16,
+    dir: PathBuf,
+    ready: fn(&Supervised) -> bool,
+) -> anyhow::Result<Supervised> {
+    let server = supervise(command);
     let script = format!(r#"DIR="$3"; {server}"#);
     let args = [
-        redis.to_str().unwrap_or(""),
+        program.to_str().unwrap_or(""),
         &port.to_string(),
         dir.to_str().unwrap_or(""),
     ];
@@ -240,9 +256,9 @@ pub fn start_redis_on(port: u16) -> anyhow::Result<Supervised> {
         stdin: Some(stdin),
         dir,
         port,
-        ready: |s| redis_ping(s.port),
+        ready,
     };
-    wait_until(&server, |s| redis_ping(s.port))?;
+    wait_until(&server, ready)?;
     Ok(server)
 }
 
@@ -256,26 +272,13 @@ pub fn start_prometheus(config_yml: &str, extra_args: &[&str]) -> anyhow::Result
     std::fs::write(dir.join("prometheus.yml"), config_yml)
         .context("failed to write prometheus.yml")?;
     let port = free_port()?;
-    let server = supervise(&format!(
+    let command = format!(
         r#""$1" --config.file="$3/prometheus.yml" --storage.tsdb.path="$3/data" --web.listen-address=127.0.0.1:"$2" {} >>"$3/server.log" 2>&1"#,
         extra_args.join(" ")
-    ));
-    let script = format!(r#"DIR="$3"; {server}"#);
-    let args = [
-        prometheus.to_str().unwrap_or(""),
-        &port.to_string(),
-        dir.to_str().unwrap_or(""),
-    ];
-    let (child, stdin) = spawn_supervised(&script, &args, None)?;
-    let server = Supervised {
-        child,
-        stdin: Some(stdin),
-        dir,
-        port,
-        ready: |s| http_ok(s.port, "/-/ready"),
-    };
-    wait_until(&server, |s| http_ok(s.port, "/-/ready"))?;
-    Ok(server)
+    );
+    start_program(&prometheus, &command, port, dir, |s| {
+        http_ok(s.port, "/-/ready")
+    })
 }
 
 /// Sends `GET path` over HTTP/1.0 and tells whether the answer is 200.

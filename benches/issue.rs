@@ -167,6 +167,7 @@ async fn race(base: &str, csv: &std::path::Path, coupon: i64) -> anyhow::Result<
             timeout: Duration::from_secs(60),
             json: None,
             quiet: true,
+            monitor: None,
         },
         users: csv.to_owned(),
         coupon_id: coupon,

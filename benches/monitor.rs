@@ -270,7 +270,7 @@ fn monitor_toml(port: u16, data: &Path, proxy: u16, pg: u16, redis: u16) -> Stri
         )
     };
     format!(
-        "[monitor]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nscrape_interval = \"1s\"\nscrape_timeout = \"1s\"\npostgres = true\nredis = true\n\n{}{}\
+        "[monitor]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nscrape_interval = \"1s\"\nscrape_timeout = \"1s\"\npostgres = true\nredis = true\n# Prometheus does not scrape itself here either.\nself_scrape = false\n\n{}{}\
          [database]\nhost = \"127.0.0.1\"\nport = {pg}\nname = \"postgres\"\nusername = \"postgres\"\n\n\
          [redis]\nhost = \"127.0.0.1\"\nport = {redis}\n\n[log]\nlevel = \"warn\"\n",
         data.display(),

@@ -208,6 +208,7 @@ fn main() -> anyhow::Result<()> {
                 timeout: Duration::from_secs(60),
                 json: None,
                 quiet: true,
+                monitor: None,
             },
             stages: stages.clone(),
             think_min: Duration::from_millis(100),

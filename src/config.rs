@@ -310,6 +310,13 @@ pub struct MonitorConfig {
     pub postgres: bool,
     /// Collects Redis's INFO (redis_exporter's names) from `[redis]`.
     pub redis: bool,
+    /// Command names (`comm`) of processes on this host to watch, e.g. `["postgres",
+    /// "redis-server"]` when the databases run beside the monitor (process-exporter's
+    /// names, job `processes`).
+    pub processes: Vec<String>,
+    /// Scrapes the monitor's own `/metrics` (job `fastpick-monitor`), as Prometheus's
+    /// default configuration does.
+    pub self_scrape: bool,
     /// Samples older than this are deleted (Prometheus's default is 15 days).
     #[serde(deserialize_with = "duration")]
     pub retention: Duration,
@@ -338,6 +345,8 @@ impl Default for MonitorConfig {
             prometheus_config: None,
             postgres: false,
             redis: false,
+            processes: Vec::new(),
+            self_scrape: true,
             retention: Duration::from_secs(15 * 24 * 3600),
             retention_bytes: 0,
             flush_interval: Duration::from_secs(10),
@@ -411,6 +420,16 @@ pub enum SearchCache {
     Off,
     /// Pages are kept in Redis for `search.cache_ttl`.
     Redis,
+}
+
+impl SearchCache {
+    /// Returns the config and metrics name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchCache::Off => "off",
+            SearchCache::Redis => "redis",
+        }
+    }
 }
 
 /// What `redis-gate` does without Redis.

@@ -65,6 +65,13 @@ pub struct IssueLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of the experiment's switches, as configured.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExperimentLabels {
+    pub strategy: &'static str,
+    pub search_cache: &'static str,
+}
+
 /// Labels of a gate event.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabel {
@@ -101,6 +108,7 @@ pub struct AppMetrics {
     db_connections: Family<StateLabel, Gauge>,
     db_max: Gauge,
     redis_connected: Gauge,
+    experiment: Family<ExperimentLabels, Gauge>,
 }
 
 /// Why the metrics could not be rendered.
@@ -134,6 +142,7 @@ impl AppMetrics {
             db_connections: Family::default(),
             db_max: Gauge::default(),
             redis_connected: Gauge::default(),
+            experiment: Family::default(),
             registry,
         };
         metrics.register_gauges()
@@ -177,6 +186,11 @@ impl AppMetrics {
             self.db_max.clone(),
         );
         r.register(
+            "experiment_info",
+            "The experiment's switches (issue strategy, search cache): 1 for the current ones",
+            self.experiment.clone(),
+        );
+        r.register(
             "redis_connected",
             "1 when the Redis pool is connected",
             self.redis_connected.clone(),
@@ -193,6 +207,17 @@ impl AppMetrics {
             outcome: outcome_label(status),
         };
         self.http.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Marks the experiment's current switches (only one label set is 1 at a time).
+    pub fn set_experiment(&self, strategy: &'static str, search_cache: &'static str) {
+        self.experiment.clear();
+        self.experiment
+            .get_or_create(&ExperimentLabels {
+                strategy,
+                search_cache,
+            })
+            .set(1);
     }
 
     /// Counts one issue request's outcome.

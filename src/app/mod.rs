@@ -91,7 +91,14 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             settings.auth.refresh_token_ttl,
         )),
         clock: Clock::new(settings.app.timezone),
-        metrics: Arc::new(AppMetrics::new()),
+        metrics: Arc::new({
+            let metrics = AppMetrics::new();
+            metrics.set_experiment(
+                settings.issue.strategy.as_str(),
+                settings.search.cache.as_str(),
+            );
+            metrics
+        }),
         bcrypt_cost: settings.auth.bcrypt_cost,
         issue: settings.issue.clone(),
         gate,

@@ -86,7 +86,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
         }
         settings.monitor = demo_monitor(api);
         println!(
-            "FastPick monitor: http://{}/api/v1/query?query=up  (scrapes the API, PostgreSQL and Redis every second)",
+            "FastPick dashboard: http://{}/  (the monitor scrapes the API, PostgreSQL and Redis every second; PromQL at /api/v1/query)",
             monitor.local_addr()?
         );
         Some(monitor)
@@ -122,6 +122,7 @@ fn demo_monitor(api: std::net::SocketAddr) -> MonitorConfig {
         }],
         postgres: true,
         redis: true,
+        processes: vec!["postgres".into(), "redis-server".into()],
         retention: Duration::from_secs(24 * 3600),
         ..MonitorConfig::default()
     }

@@ -4,6 +4,7 @@
 //! closed model (VUs) or an open model (constant arrival rate, latency counted from the
 //! scheduled send time), a live progress line, and a k6-like summary with thresholds.
 
+pub mod announce;
 pub mod client;
 pub mod race;
 pub mod search;
@@ -50,14 +51,30 @@ pub struct CommonArgs {
     /// Hides the live progress line.
     #[arg(long)]
     pub quiet: bool,
+    /// A FastPick monitor's base URL: the run is announced there and drawn on its
+    /// dashboard, and the summary links to the dashboard at the run's time range.
+    #[arg(long, env = "FASTPICK_MONITOR")]
+    pub monitor: Option<String>,
 }
 
 /// Runs a scenario, prints its summary, and fails when a threshold failed.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    let (summary, common) = match args.scenario {
-        Scenario::Race(a) => (race::run(&a).await?, a.common),
-        Scenario::Search(a) => (search::run(&a).await?, a.common),
+    let (scenario, tags, common) = match &args.scenario {
+        Scenario::Race(a) => ("race", race::tags(a), &a.common),
+        Scenario::Search(a) => ("search", search::tags(a), &a.common),
     };
+    let common = common.clone();
+    let announcement = match &common.monitor {
+        Some(url) => announce::Announcement::start(url, &common.base_url, scenario, tags).await,
+        None => None,
+    };
+    let mut summary = match args.scenario {
+        Scenario::Race(a) => race::run(&a).await?,
+        Scenario::Search(a) => search::run(&a).await?,
+    };
+    if let Some(announcement) = announcement {
+        summary.dashboard = Some(announcement.finish(&summary).await);
+    }
     print_summary(&summary);
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&summary)?;

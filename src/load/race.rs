@@ -75,6 +75,15 @@ fn is_correct(outcome: &Outcome) -> bool {
     }
 }
 
+/// What the monitor's annotation says about a race.
+pub fn tags(args: &RaceArgs) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        ("vus".to_owned(), args.vus.to_string()),
+        ("coupon_id".to_owned(), args.coupon_id.to_string()),
+        ("size".to_owned(), format!("{} VUs", args.vus)),
+    ])
+}
+
 /// Runs the race and returns its summary; the elapsed time is from the barrier to the last answer.
 pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
     raise_fd_limit();

@@ -161,6 +161,15 @@ async fn one_search(
 }
 
 /// Runs the scenario and returns its summary.
+/// What the monitor's annotation says about a search run.
+pub fn tags(args: &SearchArgs) -> std::collections::BTreeMap<String, String> {
+    let size = match args.rate {
+        Some(rate) => format!("{rate}/s for {}", humantime::format_duration(args.duration)),
+        None => format!("stages {}", args.stages),
+    };
+    std::collections::BTreeMap::from([("size".to_owned(), size)])
+}
+
 pub async fn run(args: &SearchArgs) -> anyhow::Result<Summary> {
     raise_fd_limit();
     if args.think_min > args.think_max {

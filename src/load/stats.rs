@@ -183,6 +183,9 @@ pub struct Summary {
     /// Check name → [passed, failed].
     pub checks: BTreeMap<String, [u64; 2]>,
     pub thresholds: Vec<ThresholdResult>,
+    /// The monitor's dashboard at the run's time range, when the run was announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dashboard: Option<String>,
 }
 
 impl Summary {
@@ -286,6 +289,7 @@ impl Stats {
                 .map(|(k, p, f)| ((*k).to_owned(), [*p, *f]))
                 .collect(),
             thresholds: Vec::new(),
+            dashboard: None,
         };
         summary.thresholds = thresholds.judge(&summary);
         summary
@@ -361,6 +365,9 @@ pub fn print_summary(s: &Summary) {
             if t.passed { "✓" } else { "✗" },
             t.name
         );
+    }
+    if let Some(link) = &s.dashboard {
+        println!("  dashboard ...........: {link}");
     }
 }
 

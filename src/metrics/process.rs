@@ -31,6 +31,16 @@ pub fn read() -> ProcessStats {
     stats
 }
 
+/// Reads another process's statistics and its command name (`comm`), while it exists.
+pub fn read_pid(pid: u32) -> Option<(String, ProcessStats)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.split_once('(')?;
+    let (name, _) = rest.rsplit_once(')')?;
+    let mut stats = ProcessStats::default();
+    parse_stat(&stat, &mut stats);
+    Some((name.to_owned(), stats))
+}
+
 /// Writes the process gauges, read fresh at each scrape: `process_cpu_seconds`,
 /// `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds` and
 /// `process_threads` (under the registry's prefix). Help texts end in a period, as

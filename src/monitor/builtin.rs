@@ -1,7 +1,8 @@
 //! The built-in collectors as the monitor uses them: connected from `[database]` and
 //! `[redis]` when `monitor.postgres` / `monitor.redis` are on, scraped like any target (jobs
-//! `postgres` and `redis`, instance `host:port`), and served at `/metrics/postgres` and
-//! `/metrics/redis` so that an existing Prometheus can scrape them instead.
+//! `postgres` and `redis`, instance `host:port`; job `processes` for `monitor.processes`),
+//! and served at `/metrics/postgres` and `/metrics/redis` so that an existing Prometheus can
+//! scrape them instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +26,17 @@ use crate::monitor::scrape::{Render, Source, Target};
 pub struct Collectors {
     postgres: Option<(PostgresCollector, String, sqlx::PgPool)>,
     redis: Option<(RedisCollector, String, fred::clients::Pool)>,
+    processes: Vec<String>,
 }
 
 impl Collectors {
     /// Builds the enabled collectors. Neither server has to be up: a collector reports
     /// `pg_up 0` / `redis_up 0` until it is.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Collectors> {
-        let mut collectors = Collectors::default();
+        let mut collectors = Collectors {
+            processes: settings.monitor.processes.clone(),
+            ..Collectors::default()
+        };
         if settings.monitor.postgres {
             let db = &settings.database;
             // Two connections: a scrape uses one; the other serves /metrics/postgres at once.
@@ -79,6 +84,24 @@ impl Collectors {
                 Box::pin(async move { collector.collect().await })
             });
             targets.push(builtin_target("redis", instance, render, interval, timeout));
+        }
+        if !self.processes.is_empty() {
+            let names = self.processes.clone();
+            let render: Render = Arc::new(move || {
+                let names = names.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || collect::processes::collect(&names))
+                        .await
+                        .unwrap_or_default()
+                })
+            });
+            targets.push(builtin_target(
+                "processes",
+                "localhost",
+                render,
+                interval,
+                timeout,
+            ));
         }
         targets
     }

@@ -15,8 +15,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::metrics::exposition::{self, Format};
-use crate::monitor::Monitor;
 use crate::monitor::tsdb::{AppendSummary, Stats};
+use crate::monitor::{Inner, Monitor};
 
 /// Counters updated as the monitor works; store gauges are read at each scrape.
 pub struct MonitorMetrics {
@@ -179,13 +179,17 @@ pub fn router() -> Router<Monitor> {
 }
 
 async fn scrape(State(monitor): State<Monitor>, headers: HeaderMap) -> Response {
-    let inner = &monitor.0;
-    inner
-        .metrics
-        .refresh(&inner.db.stats(), inner.remote.as_ref().map(|r| r.stats()));
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    match exposition::encode(&inner.metrics.registry, format) {
+    match render(&monitor.0, format) {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// The monitor's metrics, refreshed from the store, for `/metrics` and the self-scrape.
+pub(super) fn render(inner: &Inner, format: Format) -> Result<String, std::fmt::Error> {
+    inner
+        .metrics
+        .refresh(&inner.db.stats(), inner.remote.as_ref().map(|r| r.stats()));
+    exposition::encode(&inner.metrics.registry, format)
 }

@@ -7,7 +7,9 @@
 //! - [`collect`]: the built-in PostgreSQL and Redis collectors (the exporters' names).
 //! - [`tsdb`]: the store (Gorilla-compressed head, sealed segments, retention).
 //! - [`promql`]: the query engine; [`api`]: its HTTP face; [`remote_write`]: samples out.
+//! - [`annotations`]: load runs on the timeline; the dashboard (`assets/dashboard/`) at `/`.
 
+pub mod annotations;
 pub mod api;
 mod builtin;
 pub mod collect;
@@ -45,6 +47,8 @@ struct Inner {
     targets: Vec<(Target, Arc<Mutex<Health>>)>,
     remote: Option<remote_write::RemoteWriter>,
     collectors: builtin::Collectors,
+    annotations: annotations::Annotations,
+    retention: Duration,
     query_timeout: Duration,
     metrics: metrics::MonitorMetrics,
 }
@@ -53,6 +57,11 @@ impl Monitor {
     /// The store.
     pub fn db(&self) -> &tsdb::Db {
         &self.0.db
+    }
+
+    /// The load runs kept for the dashboard.
+    pub fn annotations(&self) -> &annotations::Annotations {
+        &self.0.annotations
     }
 
     /// The built-in collectors.
@@ -236,18 +245,27 @@ pub async fn start(settings: &Settings) -> anyhow::Result<(Monitor, Running)> {
         max_samples: config.query_max_samples,
         ..promql::Engine::default()
     };
-    let inner = Arc::new(Inner {
-        db,
-        engine,
-        metadata: Mutex::default(),
-        targets: targets
-            .into_iter()
-            .map(|t| (t, Arc::new(Mutex::new(Health::default()))))
-            .collect(),
-        remote,
-        collectors,
-        query_timeout: Duration::from_secs(120),
-        metrics: metrics::MonitorMetrics::default(),
+    let annotations = annotations::Annotations::open(&config.data_dir)?;
+    let inner = Arc::new_cyclic(|me: &std::sync::Weak<Inner>| {
+        let mut targets = targets;
+        if config.self_scrape {
+            targets.push(self_target(me.clone(), config, &targets));
+        }
+        Inner {
+            db,
+            engine,
+            metadata: Mutex::default(),
+            targets: targets
+                .into_iter()
+                .map(|t| (t, Arc::new(Mutex::new(Health::default()))))
+                .collect(),
+            remote,
+            collectors,
+            annotations,
+            retention: config.retention,
+            query_timeout: Duration::from_secs(120),
+            metrics: metrics::MonitorMetrics::default(),
+        }
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let client = reqwest::Client::builder()
@@ -300,7 +318,12 @@ async fn housekeeping(inner: Arc<Inner>, every: Duration, mut stop: watch::Recei
         let db = inner.clone();
         let result = tokio::task::spawn_blocking(move || {
             db.db.flush()?;
-            db.db.maintain(scrape::now_ms())
+            let now = scrape::now_ms();
+            let kept = i64::try_from(db.retention.as_millis()).unwrap_or(i64::MAX);
+            if let Err(e) = db.annotations.maintain(now.saturating_sub(kept)) {
+                tracing::error!(error = %e, "monitor annotations retention failed");
+            }
+            db.db.maintain(now)
         })
         .await;
         match result {
@@ -338,12 +361,63 @@ impl Running {
     }
 }
 
-/// The monitor's routes: the query API, its own `/metrics`, and the collectors' pages.
+/// The monitor's routes: the query API, the runs, its own `/metrics`, the collectors' pages,
+/// and the dashboard for every other path.
 pub fn router(monitor: Monitor) -> Router {
+    let site = Arc::new(crate::web::Site::load("dashboard"));
     api::router()
+        .merge(annotations::router())
         .merge(metrics::router())
         .merge(builtin::router())
+        .fallback(move |request: axum::extract::Request| {
+            let site = site.clone();
+            async move { dashboard(&site, request) }
+        })
         .with_state(monitor)
+}
+
+/// The dashboard's files; unknown API paths answer in the API's error shape.
+fn dashboard(site: &crate::web::Site, request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    if path.starts_with("/api/") {
+        return api::ApiError {
+            kind: api::ErrorType::NotFound,
+            message: format!("no API endpoint {path}"),
+        }
+        .into_response();
+    }
+    site.answer(request.method(), path, request.headers())
+        .into_response(request.method())
+        .map(axum::body::Body::from)
+}
+
+/// The monitor scrapes itself (job `fastpick-monitor`), as Prometheus does in its default
+/// configuration, so the dashboard shows its CPU and memory beside the other processes.
+fn self_target(me: std::sync::Weak<Inner>, config: &MonitorConfig, others: &[Target]) -> Target {
+    let render: scrape::Render = Arc::new(move || {
+        let me = me.clone();
+        Box::pin(async move {
+            me.upgrade()
+                .and_then(|inner| {
+                    metrics::render(&inner, crate::metrics::exposition::Format::Prometheus).ok()
+                })
+                .unwrap_or_default()
+        })
+    });
+    let interval = others
+        .iter()
+        .map(|t| t.interval)
+        .min()
+        .unwrap_or(config.scrape_interval);
+    Target {
+        job: "fastpick-monitor".into(),
+        instance: config.listen.to_string(),
+        source: Source::Builtin(render),
+        interval,
+        timeout: config.scrape_timeout.min(interval),
+        labels: Default::default(),
+    }
 }
 
 /// Serves the monitor on a bound listener until `shutdown` resolves.
@@ -352,7 +426,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (monitor, running) = start(settings).await?;
+    // The self-scrape's `instance` is the address really bound (the configured port may be 0).
+    let mut settings = settings.clone();
+    settings.monitor.listen = listener.local_addr()?;
+    let (monitor, running) = start(&settings).await?;
     let app = router(monitor);
     tracing::info!(listen = %listener.local_addr()?, "monitor role listening");
     axum::serve(listener, app)

@@ -206,6 +206,38 @@ impl Site {
     }
 }
 
+impl Answer {
+    /// Writes the answer as an HTTP response (HEAD without a body; errors in the wire
+    /// envelope), for roles served by a `http`-typed server such as axum.
+    pub fn into_response(self, method: &Method) -> http::Response<Bytes> {
+        let (status, headers, body) = match self {
+            Answer::File {
+                status,
+                headers,
+                body,
+            } => (status, headers, body),
+            Answer::Error(code) => {
+                let (status, _, _) = code.parts();
+                let headers = vec![(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )];
+                (status, headers, crate::envelope::ErrorBody::json(code))
+            }
+        };
+        let body = if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            body
+        };
+        let mut response = http::Response::new(body);
+        *response.status_mut() =
+            http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        response.headers_mut().extend(headers);
+        response
+    }
+}
+
 /// Wraps embedded data without copying it when it lives in the binary (release builds);
 /// debug builds read the files from disk, and those bytes are moved in.
 fn shared_bytes(data: std::borrow::Cow<'static, [u8]>) -> Bytes {
@@ -306,6 +338,40 @@ mod tests {
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
             .expect("gunzip");
         assert_eq!(plain, index.body);
+    }
+
+    /// Vendored libraries (`assets/*/vendor/<lib>/`) stay as published: every file listed in
+    /// their SHA256SUMS has that hash, and every vendored file is listed.
+    #[test]
+    fn vendored_files_match_their_pinned_checksums() {
+        let sums: Vec<_> = Embedded::iter()
+            .filter(|p| p.contains("/vendor/") && p.ends_with("/SHA256SUMS"))
+            .collect();
+        assert!(!sums.is_empty(), "the dashboard vendors uPlot");
+        for sums_path in sums {
+            let dir = sums_path.trim_end_matches("SHA256SUMS");
+            let text = Embedded::get(&sums_path).expect("sums").data;
+            let text = std::str::from_utf8(&text).expect("utf-8").to_owned();
+            let mut listed = Vec::new();
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                let (hash, name) = line.split_once("  ").expect("sha256sum format");
+                let path = format!("{dir}{name}");
+                let file = Embedded::get(&path).unwrap_or_else(|| panic!("{path} is vendored"));
+                assert_eq!(
+                    hashed::hex(&file.metadata.sha256_hash()),
+                    hash,
+                    "{path} differs from the published file"
+                );
+                listed.push(path);
+            }
+            for path in Embedded::iter().filter(|p| p.starts_with(dir)) {
+                let own = ["SHA256SUMS", "VERSION"].iter().any(|f| path.ends_with(f));
+                assert!(
+                    own || listed.contains(&path.to_string()),
+                    "{path} is not in {sums_path}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ fn common(base: &str) -> CommonArgs {
         timeout: Duration::from_secs(30),
         json: None,
         quiet: true,
+        monitor: None,
     }
 }
 

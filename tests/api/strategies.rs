@@ -41,6 +41,7 @@ async fn race(base: &str, csv: &std::path::Path, coupon: i64, vus: usize) -> Sum
             timeout: Duration::from_secs(60),
             json: None,
             quiet: true,
+            monitor: None,
         },
         users: csv.to_path_buf(),
         coupon_id: coupon,

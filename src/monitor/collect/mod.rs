@@ -5,7 +5,8 @@
 //!
 //! - [`postgres::PostgresCollector`] over a `sqlx::PgPool`
 //! - [`redis::RedisCollector`] over a `fred::clients::Pool`
-//! - [`exposition`]: the small text writer both use
+//! - [`processes`]: processes of the monitor's own host by name (process-exporter's names)
+//! - [`exposition`]: the small text writer they use
 //!
 //! Serving: `collector.collect().await` is the body, [`content_type`] its `Content-Type`.
 //! A collect never fails and is bounded by its timeout ([`DEFAULT_TIMEOUT`]); when the server
@@ -13,6 +14,7 @@
 
 pub mod exposition;
 pub mod postgres;
+pub mod processes;
 pub mod redis;
 
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The monitor role against real servers: a fixture exposition server of the tests' own,
 //! the real Prometheus side by side (differential), PostgreSQL and Redis for the built-in
-//! collectors, SIGKILL and restart for the store, and remote write into Prometheus.
+//! collectors, SIGKILL and restart for the store, remote write into Prometheus, and the
+//! dashboard in a real browser.
 
 mod collectors;
 mod crash;
@@ -43,6 +44,8 @@ pub fn monitor_settings(jobs: Vec<ScrapeJob>) -> Settings {
     s.monitor.data_dir = fresh_dir("monitor");
     s.monitor.jobs = jobs;
     s.monitor.flush_interval = Duration::from_secs(1);
+    // The tests count series and samples of their own targets only.
+    s.monitor.self_scrape = false;
     s
 }
 

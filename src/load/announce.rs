@@ -186,8 +186,8 @@ impl Announcement {
     }
 }
 
-/// The app's switches as the monitor last scraped them: those of every app when they agree,
-/// else those of the app scraped at the run's target address; empty when unknown.
+/// The app's switches as the monitor last scraped them: those of the app scraped at the
+/// run's target address, else those every app agrees on; empty when unknown.
 async fn experiment(
     client: &reqwest::Client,
     base: &str,
@@ -221,8 +221,8 @@ async fn experiment(
     pick_switches(&apps, target)
 }
 
-/// The switch labels (`strategy`, `search_cache`) of the apps' info series: shared by all,
-/// or of the one whose `instance` is the run's target (`host:port`).
+/// The switch labels (`strategy`, `search_cache`) of the apps' info series: of the one whose
+/// `instance` is the run's target (`host:port`), else those all of them share.
 fn pick_switches(apps: &[BTreeMap<String, String>], target: &str) -> BTreeMap<String, String> {
     let switches = |labels: &BTreeMap<String, String>| -> BTreeMap<String, String> {
         labels
@@ -231,14 +231,16 @@ fn pick_switches(apps: &[BTreeMap<String, String>], target: &str) -> BTreeMap<St
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     };
+    if let Some(target) = apps
+        .iter()
+        .find(|labels| labels.get("instance").is_some_and(|i| i == target))
+    {
+        return switches(target);
+    }
     let all: Vec<_> = apps.iter().map(switches).collect();
     match all.first() {
         Some(first) if all.iter().all(|s| s == first) => first.clone(),
-        _ => apps
-            .iter()
-            .find(|labels| labels.get("instance").is_some_and(|i| i == target))
-            .map(switches)
-            .unwrap_or_default(),
+        _ => BTreeMap::new(),
     }
 }
 
@@ -265,7 +267,7 @@ mod tests {
     }
 
     #[test]
-    fn switches_come_from_all_apps_when_they_agree_else_from_the_target() {
+    fn switches_come_from_the_target_else_from_all_apps_when_they_agree() {
         let app = |instance: &str, strategy: &str| {
             BTreeMap::from([
                 ("instance".to_owned(), instance.to_owned()),
@@ -274,6 +276,10 @@ mod tests {
             ])
         };
         let same = [app("a:1", "db-lock"), app("b:2", "db-lock")];
+        assert_eq!(
+            pick_switches(&[app("a:1", "redis-gate")], "a:1")["strategy"],
+            "redis-gate"
+        );
         assert_eq!(pick_switches(&same, "x:9")["strategy"], "db-lock");
         assert!(!pick_switches(&same, "x:9").contains_key("instance"));
         let mixed = [app("a:1", "db-lock"), app("b:2", "redis-gate")];

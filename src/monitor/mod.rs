@@ -373,6 +373,9 @@ pub fn router(monitor: Monitor) -> Router {
             let site = site.clone();
             async move { dashboard(&site, request) }
         })
+        // Query answers are JSON of a few to hundreds of KiB, refetched every scrape interval
+        // by each open dashboard: gzip them (the dashboard's files come precompressed).
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(monitor)
 }
 

@@ -5,6 +5,7 @@
 
 mod collectors;
 mod crash;
+mod dashboard;
 mod differential;
 mod endpoints;
 mod fixture;

@@ -196,7 +196,26 @@ async function main() {
       const href = await page.getAttribute('section.panel[data-panel] a.explore', 'href');
       const q = new URLSearchParams((href || '').split('?')[1] || '');
       if (!href?.startsWith('#/explore?') || !q.get('expr') || q.get('expr').includes('$__')) fail(`panel Explore link is wrong: ${href}`);
-      await page.goto(`${BASE}/#/race?from=now-15m&to=now`);
+
+      // 7. The race runs, all together and each alone: a picture per strategy to compare.
+      const listed = await fetch(`${BASE}/api/v1/annotations`).then((r) => r.json()).catch(() => null);
+      const races = (listed?.data || []).filter((a) => a.board === 'race' && a.timeEnd);
+      const views = [];
+      if (races.length) {
+        const from = Math.min(...races.map((a) => a.time)) - 15_000;
+        const to = Math.max(...races.map((a) => a.timeEnd)) + 15_000;
+        views.push({ name: 'race-runs.png', from, to });
+      }
+      for (const a of races) {
+        const pad = Math.max(10_000, (a.timeEnd - a.time) * 0.1);
+        const tag = (a.tags?.strategy || a.id).replace(/[^a-z0-9-]/gi, '_');
+        views.push({ name: `race-run-${tag}.png`, from: Math.round(a.time - pad), to: Math.round(a.timeEnd + pad) });
+      }
+      for (const v of views) {
+        await page.goto(`${BASE}/#/race?from=${v.from}&to=${v.to}`);
+        if (await waitPanels(page, `race board over ${v.name}`, `${v.from}..${v.to}`)) await shot(page, v.name);
+      }
+      await page.goto(`${BASE}/#/race?from=now-5m&to=now`);
     }
   }
 

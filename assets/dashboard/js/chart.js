@@ -217,11 +217,17 @@ export class Chart {
     c.textBaseline = 'top';
     if (this.bands.length) {
       c.fillStyle = BAND_TEXT;
+      // Titles of runs close together go on lines of their own instead of over each other.
+      const lineEnds = [];
       for (const b of this.bands) {
         const x0 = u.valToPos(b.from / 1000, 'x', true);
+        const w = c.measureText(b.title).width;
         // Inside the plot: a band that starts near the right edge has its title end there.
-        const x = Math.max(left + 2 * pr, Math.min(x0 + 4 * pr, left + width - c.measureText(b.title).width - 4 * pr));
-        c.fillText(b.title, x, top + 3 * pr);
+        const x = Math.max(left + 2 * pr, Math.min(x0 + 4 * pr, left + width - w - 4 * pr));
+        let line = lineEnds.findIndex((end) => end < x);
+        if (line < 0) line = lineEnds.length;
+        lineEnds[line] = x + w + 6 * pr;
+        c.fillText(b.title, x, top + (3 + line * (SMALL + 2)) * pr);
       }
     }
     if (thresholds.length) {

@@ -95,25 +95,6 @@ fn boards() -> anyhow::Result<Value> {
     serde_json::from_str(&text).context("assets/dashboard/boards.json is not JSON")
 }
 
-/// Bytes a directory tree occupies on disk (as `du` counts: allocated blocks).
-fn du_bytes(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    let own = meta.blocks() * 512;
-    if !meta.is_dir() {
-        return own;
-    }
-    let children: u64 = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| du_bytes(&e.path()))
-        .sum();
-    own + children
-}
-
 fn utc(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map_or_else(
         || ms.to_string(),
@@ -178,7 +159,7 @@ fn backfill(p: &Params, dir: &Path, monitor_port: u16) -> anyhow::Result<Backfil
         jobs: lab.jobs(),
         filter: filter_text,
         seconds,
-        disk_bytes: du_bytes(dir),
+        disk_bytes: common::du_bytes(dir),
     })
 }
 

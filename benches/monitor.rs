@@ -723,25 +723,6 @@ async fn promtool_clean(api: &Api) -> anyhow::Result<(bool, String)> {
     Ok((out.status.success() && said.trim().is_empty(), said))
 }
 
-/// Bytes a directory tree occupies on disk (as `du` counts: allocated blocks).
-fn du_bytes(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    let own = meta.blocks() * 512;
-    if !meta.is_dir() {
-        return own;
-    }
-    let children: u64 = std::fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| du_bytes(&e.path()))
-        .sum();
-    own + children
-}
-
 /// Sizes on disk at the end, each with the samples it holds.
 struct Disk {
     ours_bytes: u64,
@@ -761,8 +742,8 @@ struct Disk {
 async fn disk(lab: &mut Lab, sides: &Sides) -> Disk {
     let (ours_samples, theirs_samples) = sides.samples().await;
     let theirs_dir = lab.prometheus_data();
-    let theirs_bytes = du_bytes(&theirs_dir);
-    let part = |name: &str| du_bytes(&theirs_dir.join(name));
+    let theirs_bytes = common::du_bytes(&theirs_dir);
+    let part = |name: &str| common::du_bytes(&theirs_dir.join(name));
     let (wal, head) = (part("wal"), part("chunks_head"));
     let theirs_parts = format!(
         "wal {:.2} MiB + chunks_head {:.2} MiB + other {:.2} MiB",
@@ -776,14 +757,16 @@ async fn disk(lab: &mut Lab, sides: &Sides) -> Disk {
     );
     lab.ours.stop();
     let ours_dir = lab.ours_data();
-    let ours_bytes = du_bytes(&ours_dir);
+    let ours_bytes = common::du_bytes(&ours_dir);
     let (segments, files) = std::fs::read_dir(&ours_dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        .fold((0, 0), |(bytes, n), e| (bytes + du_bytes(&e.path()), n + 1));
-    let checkpoint = du_bytes(&ours_dir.join("head.checkpoint"));
+        .fold((0, 0), |(bytes, n), e| {
+            (bytes + common::du_bytes(&e.path()), n + 1)
+        });
+    let checkpoint = common::du_bytes(&ours_dir.join("head.checkpoint"));
     let ours_parts = format!(
         "{files} segment file(s) {:.2} MiB + head.checkpoint {:.2} MiB + other {:.2} MiB",
         mib(segments),
@@ -806,7 +789,7 @@ async fn disk(lab: &mut Lab, sides: &Sides) -> Disk {
     }
     .and_then(|body| {
         let name = body["data"]["name"].as_str().ok_or(body.to_string())?;
-        Ok(du_bytes(&theirs_dir.join("snapshots").join(name)))
+        Ok(common::du_bytes(&theirs_dir.join("snapshots").join(name)))
     });
     Disk {
         ours_bytes,

@@ -278,3 +278,22 @@ pub fn pid_by_cmdline(needle: &str) -> Option<u32> {
         (text.contains(needle) && !text.starts_with("/bin/sh")).then_some(pid)
     })
 }
+
+/// Bytes a directory tree occupies on disk (as `du` counts: allocated blocks).
+pub fn du_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    let children: u64 = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| du_bytes(&e.path()))
+        .sum();
+    own + children
+}

@@ -174,6 +174,29 @@ fn the_grafana_dashboards_are_the_boards() {
     }
 }
 
+/// index.html carries the first board's title and description as static text (painted
+/// before any script runs) and a link per board: they must follow boards.json.
+#[test]
+fn the_static_page_names_the_boards_of_boards_json() {
+    let html = std::fs::read_to_string(root().join("assets/dashboard/index.html")).expect("html");
+    let boards = boards();
+    let boards = boards["boards"].as_array().expect("boards");
+    let first = &boards[0];
+    for text in [&first["title"], &first["description"]] {
+        let text = text.as_str().expect("text");
+        assert!(html.contains(text), "index.html lacks {text:?}");
+    }
+    for board in boards {
+        let link = format!(
+            "<a href=\"#/{}\" data-view=\"{}\">{}</a>",
+            board["id"].as_str().expect("id"),
+            board["id"].as_str().expect("id"),
+            board["title"].as_str().expect("title")
+        );
+        assert!(html.contains(&link), "index.html lacks {link}");
+    }
+}
+
 /// Every query of the Grafana files, by panel: (file, panel title, exprs).
 fn grafana_queries() -> Vec<(String, String, Vec<String>)> {
     let mut out = Vec::new();

@@ -160,12 +160,22 @@ impl Announcement {
 
     /// Completes the announcement with the summary; returns the dashboard link.
     pub async fn finish(self, summary: &Summary) -> String {
+        self.complete(headline(summary)).await
+    }
+
+    /// Completes the announcement of a run that failed, so that its band ends.
+    pub async fn fail(self, error: &anyhow::Error) {
+        self.complete(format!("the run failed: {error:#}")).await;
+    }
+
+    /// Puts the run back with its end and `text`; returns the dashboard link.
+    async fn complete(self, text: String) -> String {
         let end_ms = now_ms().max(self.start_ms);
         let body = json!({
             "time": self.start_ms,
             "timeEnd": end_ms,
             "title": self.title,
-            "text": headline(summary),
+            "text": text,
             "tags": self.tags,
             "board": self.board,
         });

@@ -68,13 +68,23 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         Some(url) => announce::Announcement::start(url, &common.base_url, scenario, tags).await,
         None => None,
     };
-    let mut summary = match args.scenario {
-        Scenario::Race(a) => race::run(&a).await?,
-        Scenario::Search(a) => search::run(&a).await?,
+    let ran = match args.scenario {
+        Scenario::Race(a) => race::run(&a).await,
+        Scenario::Search(a) => search::run(&a).await,
     };
-    if let Some(announcement) = announcement {
-        summary.dashboard = Some(announcement.finish(&summary).await);
-    }
+    let summary = match (ran, announcement) {
+        (Ok(summary), None) => summary,
+        (Ok(mut summary), Some(announcement)) => {
+            summary.dashboard = Some(announcement.finish(&summary).await);
+            summary
+        }
+        (Err(e), announcement) => {
+            if let Some(announcement) = announcement {
+                announcement.fail(&e).await;
+            }
+            return Err(e);
+        }
+    };
     print_summary(&summary);
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&summary)?;

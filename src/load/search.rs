@@ -160,7 +160,6 @@ async fn one_search(
     );
 }
 
-/// Runs the scenario and returns its summary.
 /// What the monitor's annotation says about a search run.
 pub fn tags(args: &SearchArgs) -> std::collections::BTreeMap<String, String> {
     let size = match args.rate {
@@ -170,6 +169,7 @@ pub fn tags(args: &SearchArgs) -> std::collections::BTreeMap<String, String> {
     std::collections::BTreeMap::from([("size".to_owned(), size)])
 }
 
+/// Runs the scenario and returns its summary.
 pub async fn run(args: &SearchArgs) -> anyhow::Result<Summary> {
     raise_fd_limit();
     if args.think_min > args.think_max {

@@ -32,15 +32,15 @@ use crate::monitor::api::{ApiError, ErrorType, Params, success};
 /// The file's name in the data dir.
 const FILE: &str = "annotations.jsonl";
 /// The most runs kept; the oldest go first.
-const MAX_KEPT: usize = 10_000;
+const MAX_KEPT: usize = 2_000;
 /// The most runs one answer lists.
 const MAX_LISTED: usize = 1_000;
 /// The largest request body.
 const MAX_BODY: usize = 64 * 1024;
 const MAX_TITLE: usize = 200;
-const MAX_TEXT: usize = 8 * 1024;
+const MAX_TEXT: usize = 4 * 1024;
 const MAX_TAGS: usize = 32;
-const MAX_TAG_VALUE: usize = 256;
+const MAX_TAG_VALUE: usize = 128;
 /// Timestamps are ms since the epoch, between 2000 and 2200.
 const TIME_RANGE_MS: std::ops::RangeInclusive<i64> = 946_684_800_000..=7_258_118_400_000;
 
@@ -165,11 +165,12 @@ impl Annotations {
         let mut lines = 0;
         match File::open(&path) {
             Ok(file) => {
-                for line in BufReader::new(file).lines() {
+                // Bytes, not text: a torn line may end inside a multi-byte character.
+                for line in BufReader::new(file).split(b'\n') {
                     let line =
                         line.with_context(|| format!("failed to read {}", path.display()))?;
                     lines += 1;
-                    match serde_json::from_str::<Annotation>(&line) {
+                    match serde_json::from_slice::<Annotation>(&line) {
                         Ok(a) => {
                             by_id.insert(a.id.clone(), a);
                         }
@@ -194,7 +195,7 @@ impl Annotations {
         Ok(annotations)
     }
 
-    /// Stores a new run and returns its id.
+    /// Stores a new run and returns its id; past [`MAX_KEPT`] runs the oldest goes.
     pub fn add(&self, new: NewAnnotation) -> anyhow::Result<String> {
         let id: String = rand::rng()
             .sample_iter(&rand::distr::Alphanumeric)
@@ -202,6 +203,10 @@ impl Annotations {
             .map(char::from)
             .collect();
         self.write(new.with_id(id.clone()))?;
+        let full = self.lock().by_id.len() > MAX_KEPT;
+        if full {
+            self.maintain(i64::MIN)?;
+        }
         Ok(id)
     }
 
@@ -236,16 +241,17 @@ impl Annotations {
             state
                 .by_id
                 .retain(|_, a| a.time_end.unwrap_or(a.time).max(a.time) >= oldest);
-            while state.by_id.len() > MAX_KEPT {
-                let first = state
+            let excess = state.by_id.len().saturating_sub(MAX_KEPT);
+            if excess > 0 {
+                let mut oldest: Vec<(i64, String)> = state
                     .by_id
                     .values()
-                    .min_by_key(|a| a.time)
-                    .map(|a| a.id.clone());
-                match first {
-                    Some(id) => state.by_id.remove(&id),
-                    None => break,
-                };
+                    .map(|a| (a.time, a.id.clone()))
+                    .collect();
+                oldest.sort();
+                for (_, id) in oldest.into_iter().take(excess) {
+                    state.by_id.remove(&id);
+                }
             }
             before - state.by_id.len() > 0 || state.lines > 2 * state.by_id.len() + 64
         };
@@ -263,8 +269,17 @@ impl Annotations {
         let mut line = serde_json::to_vec(&annotation)?;
         line.push(b'\n');
         let mut state = self.lock();
-        state.file.write_all(&line)?;
-        state.file.sync_data()?;
+        let written = state
+            .file
+            .write_all(&line)
+            .and_then(|()| state.file.sync_data());
+        if let Err(e) = written {
+            // A partial line must not glue itself to the next record: write the file anew
+            // from what is kept (without this run).
+            drop(state);
+            let _ = self.rewrite();
+            return Err(e).context("failed to write the annotations file");
+        }
         state.lines += 1;
         state.by_id.insert(annotation.id.clone(), annotation);
         Ok(())
@@ -282,7 +297,14 @@ impl Annotations {
         }
         out.sync_all()?;
         std::fs::rename(&temp, &self.path)?;
-        state.file = std::fs::OpenOptions::new().append(true).open(&self.path)?;
+        // The rename itself is durable only once the directory is synced.
+        if let Some(dir) = self.path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        state.file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("failed to reopen {}", self.path.display()))?;
         state.lines = state.by_id.len();
         Ok(())
     }
@@ -305,7 +327,19 @@ async fn list(State(monitor): State<Monitor>, params: Params) -> Result<Response
             "invalid parameter \"end\": end timestamp must not be before start time",
         ));
     }
-    Ok(success(monitor.annotations().list(start, end)))
+    let runs = blocking(move || Ok(monitor.annotations().list(start, end))).await?;
+    Ok(success(runs))
+}
+
+/// Runs file work (a synced write, or a wait for one) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(anyhow::anyhow!("annotation task failed: {e}"))),
+    }
 }
 
 fn body(json: Result<axum::Json<NewAnnotation>, JsonRejection>) -> Result<NewAnnotation, ApiError> {
@@ -327,7 +361,7 @@ async fn create(
     json: Result<axum::Json<NewAnnotation>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let new = body(json)?;
-    let id = monitor.annotations().add(new).map_err(internal)?;
+    let id = blocking(move || monitor.annotations().add(new)).await?;
     Ok(success(serde_json::json!({ "id": id })))
 }
 
@@ -337,7 +371,8 @@ async fn update(
     json: Result<axum::Json<NewAnnotation>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let new = body(json)?;
-    if !monitor.annotations().replace(&id, new).map_err(internal)? {
+    let key = id.clone();
+    if !blocking(move || monitor.annotations().replace(&key, new)).await? {
         return Err(ApiError {
             kind: ErrorType::NotFound,
             message: format!("no annotation with id {id:?}"),
@@ -376,7 +411,9 @@ mod tests {
             .append(true)
             .open(dir.path().join(FILE))
             .unwrap();
-        file.write_all(b"{\"id\":\"half").unwrap();
+        // Cut inside the two bytes of '·' in a title.
+        let torn = "{\"id\":\"half\",\"title\":\"race ·".as_bytes();
+        file.write_all(&torn[..torn.len() - 1]).unwrap();
         let store = Annotations::open(dir.path()).unwrap();
         let runs = store.list(i64::MIN, i64::MAX);
         assert_eq!(runs.len(), 1);

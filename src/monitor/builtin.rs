@@ -86,11 +86,11 @@ impl Collectors {
             targets.push(builtin_target("redis", instance, render, interval, timeout));
         }
         if !self.processes.is_empty() {
-            let names = self.processes.clone();
+            let collector = collect::processes::ProcessCollector::new(self.processes.clone());
             let render: Render = Arc::new(move || {
-                let names = names.clone();
+                let collector = collector.clone();
                 Box::pin(async move {
-                    tokio::task::spawn_blocking(move || collect::processes::collect(&names))
+                    tokio::task::spawn_blocking(move || collector.collect())
                         .await
                         .unwrap_or_default()
                 })

@@ -225,6 +225,11 @@ impl Answer {
                 (status, headers, crate::envelope::ErrorBody::json(code))
             }
         };
+        let mut headers = headers;
+        if status == 200 {
+            // HEAD answers GET's length without the body.
+            headers.push((header::CONTENT_LENGTH, HeaderValue::from(body.len())));
+        }
         let body = if method == Method::HEAD {
             Bytes::new()
         } else {

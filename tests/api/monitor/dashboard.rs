@@ -309,6 +309,11 @@ async fn the_dashboard_draws_every_board_of_a_live_lab_in_a_real_browser() {
     let monitor = TestMonitor::start(settings).await;
     // Both apps, the proxy, PostgreSQL, Redis, the host's processes and the monitor itself.
     wait_for(&monitor, "count(up == 1)", 7.0).await;
+    // The servers the harness started are found by name on this host.
+    for name in ["postgres", "redis-server"] {
+        let query = format!("namedprocess_namegroup_num_procs{{groupname=\"{name}\"}}");
+        wait_for(&monitor, &query, 1.0).await;
+    }
 
     // A race per strategy and a search run, each announced to the monitor.
     // FASTPICK_DASHBOARD_VUS=1000 gives the original's race for screenshots.

@@ -147,7 +147,13 @@ async function main() {
       // is only a minute or two old, and the drag below zooms into its second half).
       const abs = await page.evaluate(() => {
         const p = (n) => String(n).padStart(2, '0');
-        const f = (ms) => { const d = new Date(ms); return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`; };
+        // As the input writes its value back: Chromium drops ":00" seconds, and playwright
+        // refuses a fill whose value reads back differently.
+        const f = (ms) => {
+          const d = new Date(ms);
+          const secs = d.getSeconds() ? `:${p(d.getSeconds())}` : '';
+          return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}${secs}`;
+        };
         const to = Math.ceil(Date.now() / 1000) * 1000;
         const from = to - 120_000;
         return { from, to, fromIn: f(from), toIn: f(to) };

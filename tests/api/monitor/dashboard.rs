@@ -1,7 +1,7 @@
 //! The lab dashboard. Its boards (`assets/dashboard/boards.json`) ship as Grafana dashboards
 //! under `config/grafana/`, generated here and checked equal. With an app behind the proxy, a
 //! second app on the other strategy, and the monitor scraping them, PostgreSQL and Redis
-//! every second, a race per strategy and a search run: every query of the Grafana files
+//! every two seconds, a race per strategy and a search run: every query of the Grafana files
 //! evaluates with data, and a real browser (Debian's chromium, driven by playwright-core from
 //! `tests/browser/`) draws every board, works the time picker and the explore box, and shows
 //! the runs. Screenshots land in `target/test-artifacts/dashboard/`.
@@ -283,11 +283,14 @@ async fn the_dashboard_draws_every_board_of_a_live_lab_in_a_real_browser() {
         addr_of(&lock.base)
     ))
     .await;
-    let second = Duration::from_secs(1);
+    // Every 2 s rather than the lab's 1 s: a debug-built app racing on a busy 2-core machine
+    // can miss a 1 s scrape timeout, and a gap longer than the 4 s rate window then hides
+    // the race from a panel. At 2 s the dashboard's rate window is 8 s.
+    let every = Duration::from_secs(2);
     // As on VM3: the app behind the proxy is scraped through it; the other one directly.
     let apps = ScrapeJob {
         targets: vec![addr_of(&proxy.base), addr_of(&gate.base)],
-        ..job("fastpick-app", "", "/actuator/prometheus", second)
+        ..job("fastpick-app", "", "/actuator/prometheus", every)
     };
     let mut settings = monitor_settings(vec![
         apps,
@@ -295,11 +298,11 @@ async fn the_dashboard_draws_every_board_of_a_live_lab_in_a_real_browser() {
             "fastpick-proxy",
             &addr_of(&proxy.base),
             "/actuator/proxy/prometheus",
-            second,
+            every,
         ),
     ]);
-    settings.monitor.scrape_interval = second;
-    settings.monitor.scrape_timeout = second;
+    settings.monitor.scrape_interval = every;
+    settings.monitor.scrape_timeout = every;
     settings.monitor.postgres = true;
     settings.monitor.redis = true;
     settings.monitor.self_scrape = true;
@@ -314,6 +317,39 @@ async fn the_dashboard_draws_every_board_of_a_live_lab_in_a_real_browser() {
         let query = format!("namedprocess_namegroup_num_procs{{groupname=\"{name}\"}}");
         wait_for(&monitor, &query, 1.0).await;
     }
+
+    // Each app answers one issue (200) and one refusal (400) first, and the monitor scrapes
+    // them: a series born during a race has no earlier sample, so rate() shows no increase
+    // for a race that falls between two scrapes (PromQL's rule, Prometheus's too).
+    for (base, prefix) in [(&proxy.base, "warm-lock"), (&gate.base, "warm-gate")] {
+        let coupon = lock
+            .coupon(CouponSpec {
+                total: 1,
+                ..Default::default()
+            })
+            .await;
+        let csv = lock.users_csv(&lock.users_named(prefix, 2).await);
+        let mut quiet = common(base, "");
+        quiet.monitor = None;
+        let warm = LoadArgs {
+            scenario: Scenario::Race(RaceArgs {
+                common: quiet,
+                users: csv.clone(),
+                coupon_id: coupon,
+                vus: 2,
+                max_failed_rate: 0.05,
+            }),
+        };
+        let result = fastpick::load::run(warm).await;
+        std::fs::remove_file(&csv).ok();
+        result.expect("warm-up issues pass");
+    }
+    wait_for(
+        &monitor,
+        r#"count(http_server_requests_seconds_count{uri="/api/v1/coupon-issues"})"#,
+        4.0,
+    )
+    .await;
 
     // A race per strategy and a search run, each announced to the monitor.
     // FASTPICK_DASHBOARD_VUS=1000 gives the original's race for screenshots.
@@ -361,10 +397,11 @@ async fn the_dashboard_draws_every_board_of_a_live_lab_in_a_real_browser() {
         }),
     };
     fastpick::load::run(search).await.expect("search passes");
+    // The warm-up's four requests, then the races'.
     wait_for(
         &monitor,
         "sum(fastpick_issue_requests_total)",
-        issued as f64,
+        (issued + 4) as f64,
     )
     .await;
 
@@ -386,7 +423,7 @@ async fn the_dashboard_draws_every_board_of_a_live_lab_in_a_real_browser() {
     for (file, title, exprs) in grafana_queries() {
         let mut series = 0;
         for expr in &exprs {
-            let expr = expr.replace("$__rate_interval", "4s");
+            let expr = expr.replace("$__rate_interval", "8s");
             let (status, body) = monitor
                 .get(&format!(
                     "/api/v1/query_range?query={}&start={}&end={now}&step=1",

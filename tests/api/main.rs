@@ -16,4 +16,5 @@ mod proxy;
 mod schema;
 mod search;
 mod seed;
+mod storefront;
 mod strategies;

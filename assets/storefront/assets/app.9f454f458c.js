@@ -83,7 +83,7 @@ addEventListener('storage', (e) => e.key === KEY && renderAccount());
 
 function renderAccount() {
   const s = store.get();
-  account.replaceChildren(...(s
+  account.replaceChildren(...[s
     ? [
       h('span', { class: 'who', text: `${s.user?.name || ''} 님` }),
       isAdmin(s) && h('a', { href: '/admin', text: '쿠폰 만들기' }),
@@ -98,7 +98,7 @@ function renderAccount() {
         },
       }),
     ]
-    : [h('a', { href: '/login', text: '로그인' }), h('a', { href: '/signup', text: '회원가입' })]));
+    : [h('a', { href: '/login', text: '로그인' }), h('a', { href: '/signup', text: '회원가입' })]].flat().filter(Boolean));
 }
 
 const VIEWS = { main: viewMain, detail: viewDetail, login: viewLogin, signup: viewSignup, mypage: viewMy, admin: viewAdmin, notfound: viewNotFound };
@@ -214,7 +214,11 @@ function pagedList({ signal, load, draw, key = 'id', empty, label, onPage }) {
     onPage?.(pageData);
     if (!items.length) status.replaceChildren(h('p', { class: 'empty', text: empty }));
     else if (next == null) status.replaceChildren(h('p', { class: 'end muted', text: `모두 ${num(items.length)}개를 불러왔습니다.` }));
-    else status.replaceChildren(h('button', { type: 'button', class: 'secondary', 'data-more': '', text: '더 보기', onclick: more }));
+    else {
+      status.replaceChildren(h('button', { type: 'button', class: 'secondary', 'data-more': '', text: '더 보기', onclick: more }));
+      // The observer speaks only on a change: when the end is still in reach, read on.
+      requestAnimationFrame(() => status.getBoundingClientRect().top < innerHeight + 600 && more());
+    }
   }
 
   const io = new IntersectionObserver((entries) => {

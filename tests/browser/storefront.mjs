@@ -379,7 +379,11 @@ async function main() {
     await p.locator('ul.cards li.card a').first().click();
     await p.waitForURL(`**/coupon/${id}`);
     await p.waitForSelector('.detail[data-state="ok"]');
+    // Leaving while a token refresh is in flight loses the rotated pair (see the report).
+    await p.waitForLoadState('networkidle');
     await p.goto(`${BASE}/mypage`);
+    await settled(p);
+    await p.waitForLoadState('networkidle');
     await p.reload();
     await settled(p);
   });

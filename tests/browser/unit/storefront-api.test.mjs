@@ -111,3 +111,9 @@ test('network failures and non-JSON bodies have messages', async () => {
   assert.equal(bad.status, 502);
   assert.match(bad.message, /502/);
 });
+
+test('a short-lived token is refreshed in its last third, not on every call', async () => {
+  const t = setup(() => ok('fine'), { accessToken: jwt({ iat: NOW / 1000 - 1, exp: NOW / 1000 + 2 }), refreshToken: 'r1' });
+  await t.client.request('/x', { auth: 'required' });
+  assert.deepEqual(t.calls.map((c) => c.path), ['/x'], '2 s left of 3: no refresh yet');
+});

@@ -4,7 +4,7 @@ import {
   FILTERS, MY_FILTERS, badge, debounce, fieldErrors, fmtDateTime, issueState, issuedPercent, localInput,
   mergeById, nextPage, num, remaining, route, safeNext, toWire, validateCoupon, validateLogin, validateSignup,
 } from './core.1b65016313.js';
-import { createClient, isAdmin } from './api.7959656c70.js';
+import { createClient, isAdmin } from './api.31599753f8.js';
 
 const PAGE_SIZE = 12;
 const KEY = 'fastpick.session';

@@ -80,9 +80,12 @@ export function createClient({ fetch, store, now = () => Date.now(), onExpired =
     return refreshing;
   }
 
+  // Early by skewMs, or by a third of the token's life when that is shorter.
   const expiresSoon = (token) => {
-    const exp = claims(token)?.exp;
-    return typeof exp === 'number' && exp * 1000 - now() < skewMs;
+    const c = claims(token);
+    if (typeof c?.exp !== 'number') return false;
+    const life = typeof c.iat === 'number' ? (c.exp - c.iat) * 1000 : Infinity;
+    return c.exp * 1000 - now() < Math.min(skewMs, life / 3);
   };
 
   /**

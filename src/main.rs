@@ -48,7 +48,10 @@ mod tests {
         // v3's default purge delay is 1,000 ms, a value no neighbouring option has.
         // SAFETY: reads an option.
         let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        assert_eq!(value, 1000, "option {MI_OPTION_PURGE_DELAY} is not purge_delay");
+        assert_eq!(
+            value, 1000,
+            "option {MI_OPTION_PURGE_DELAY} is not purge_delay"
+        );
     }
 
     #[test]

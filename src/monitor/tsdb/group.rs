@@ -19,6 +19,7 @@
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use super::chunk::SealedChunk;
 use super::codec::{Cursor, DecodeError, Packed, put_labels, put_packed, put_uvarint, put_varint};
@@ -210,6 +211,7 @@ impl<'a> GroupRecord<'a> {
     }
 
     /// The index position of `disk_id`, if the group holds that series.
+    #[cfg(test)]
     pub(super) fn position(&self, disk_id: u32) -> Option<usize> {
         self.ids.binary_search(&disk_id).ok()
     }
@@ -221,8 +223,52 @@ impl<'a> GroupRecord<'a> {
 
     /// Decompresses the body and parses the entries of index positions `..upto` only.
     pub(super) fn body_upto(&self, upto: usize) -> Result<Body, DecodeError> {
-        let bytes = self.body.unpack()?;
+        let bytes = self.body.unpack()?.into();
         Body::parse(bytes, upto.min(self.ids.len()), self.ids.len(), self.base_t)
+    }
+
+    /// The record with its body decompressed, owning its bytes (kept by a read cache).
+    pub(super) fn into_owned(self) -> Result<OwnedGroup, DecodeError> {
+        let body = self.body.unpack()?.into();
+        Ok(OwnedGroup {
+            mint: self.mint,
+            maxt: self.maxt,
+            ids: self.ids,
+            prev: self.prev,
+            body,
+            base_t: self.base_t,
+        })
+    }
+}
+
+/// A group record read and decompressed: what a query needs of it, without the file.
+#[derive(Debug)]
+pub(super) struct OwnedGroup {
+    pub(super) mint: i64,
+    pub(super) maxt: i64,
+    /// Disk ids, ascending.
+    pub(super) ids: Vec<u32>,
+    /// Each series' previous group in the file.
+    pub(super) prev: Vec<Option<u32>>,
+    body: Arc<[u8]>,
+    base_t: i64,
+}
+
+impl OwnedGroup {
+    /// The index position of `disk_id`, if the group holds that series.
+    pub(super) fn position(&self, disk_id: u32) -> Option<usize> {
+        self.ids.binary_search(&disk_id).ok()
+    }
+
+    /// Parses the entries of index positions `..upto` of the body (shared, not copied).
+    pub(super) fn body_upto(&self, upto: usize) -> Result<Body, DecodeError> {
+        let n = self.ids.len();
+        Body::parse(self.body.clone(), upto.min(n), n, self.base_t)
+    }
+
+    /// Memory the group holds, roughly.
+    pub(super) fn size(&self) -> usize {
+        self.body.len() + self.ids.len() * 4 + self.prev.len() * 8 + 64
     }
 }
 
@@ -253,7 +299,7 @@ struct Entry {
 /// A decompressed group body, parsed into ranges of its bytes.
 #[derive(Debug)]
 pub(super) struct Body {
-    bytes: Vec<u8>,
+    bytes: Arc<[u8]>,
     columns: Vec<Column>,
     entries: Vec<Entry>,
     chunks: Vec<ChunkRef>,
@@ -265,7 +311,7 @@ impl Body {
     /// Parses the first `upto` of `n_entries` entries; all of them are checked to end the
     /// body exactly.
     fn parse(
-        bytes: Vec<u8>,
+        bytes: Arc<[u8]>,
         upto: usize,
         n_entries: usize,
         base_t: i64,

@@ -96,6 +96,8 @@ pub struct Options {
     pub segment_span: Duration,
     /// A segment is closed once it holds this many bytes.
     pub segment_bytes: u64,
+    /// Decompressed chunk groups kept for the next queries, in bytes (see `walk`).
+    pub read_cache_bytes: usize,
 }
 
 impl Default for Options {
@@ -108,6 +110,8 @@ impl Default for Options {
             chunk_span: Duration::from_secs(2 * 3600),
             segment_span: Duration::from_secs(12 * 3600),
             segment_bytes: 256 << 20,
+            // About the last 10 minutes of one series set of the lab at 1 s scrapes.
+            read_cache_bytes: 512 << 10,
         }
     }
 }
@@ -268,9 +272,11 @@ pub struct Stats {
     /// Chunk reads that failed (I/O error or checksum) since open; their samples are
     /// missing from query results.
     pub read_errors_total: u64,
-    /// Chunk groups read from segment files by queries since open (each holds the chunks
-    /// of up to a few hundred series from one flush).
+    /// Chunk groups visited by queries since open, read from a segment file or found in
+    /// the read cache (each holds the chunks of up to a few hundred series from one flush).
     pub group_reads_total: u64,
+    /// Of those, found in the read cache.
+    pub group_cache_hits_total: u64,
     /// Samples in segment files.
     pub samples_on_disk: u64,
     /// Chunks in segment files.
@@ -319,6 +325,7 @@ struct Counters {
     duplicates_ignored: AtomicU64,
     read_errors: AtomicU64,
     group_reads: AtomicU64,
+    group_cache_hits: AtomicU64,
     checkpoint_bytes: AtomicU64,
     /// Bumped by every change of the open chunks, so an idle flush can skip the checkpoint.
     generation: AtomicU64,
@@ -333,6 +340,7 @@ pub struct Db {
     inner: RwLock<Inner>,
     writer: Mutex<WriterState>,
     counters: Counters,
+    read_cache: walk::GroupCache,
     recovery: RecoveryInfo,
     /// Holds an exclusive lock on `dir/lock` while the store is open.
     _lock: File,
@@ -411,6 +419,7 @@ impl Db {
             duplicates_ignored_total: c.duplicates_ignored.load(Ordering::Relaxed),
             read_errors_total: c.read_errors.load(Ordering::Relaxed),
             group_reads_total: c.group_reads.load(Ordering::Relaxed),
+            group_cache_hits_total: c.group_cache_hits.load(Ordering::Relaxed),
             checkpoint_bytes: c.checkpoint_bytes.load(Ordering::Relaxed),
             ..Stats::default()
         };

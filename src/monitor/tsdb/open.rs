@@ -46,6 +46,7 @@ impl Db {
             ..WriterState::default()
         };
         Ok(Db {
+            read_cache: super::walk::GroupCache::new(opts.read_cache_bytes),
             limits: ChunkLimits {
                 max_samples: opts.chunk_max_samples,
                 span_ms: millis(opts.chunk_span),

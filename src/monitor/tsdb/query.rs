@@ -250,7 +250,7 @@ impl Queryable for Db {
                     .map(move |c| (i, c))
             })
             .collect();
-        let disk = read_chains(chains, plans.len(), mint, maxt);
+        let disk = read_chains(&self.read_cache, chains, plans.len(), mint, maxt);
         let counters = &self.counters;
         counters
             .read_errors
@@ -258,6 +258,9 @@ impl Queryable for Db {
         counters
             .group_reads
             .fetch_add(disk.reads, Ordering::Relaxed);
+        counters
+            .group_cache_hits
+            .fetch_add(disk.cached, Ordering::Relaxed);
         let mut out: Vec<SeriesData> = plans
             .into_iter()
             .zip(disk.chunks)

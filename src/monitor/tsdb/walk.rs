@@ -6,13 +6,80 @@
 //! decompressed at most once per query however many of its series match. A walk passes a
 //! group newer than the range by its index alone and stops a series at its first chunk
 //! that starts at or before the range.
+//!
+//! Groups a query decompresses are kept in a small [`GroupCache`], so a dashboard that asks
+//! the same ranges every few seconds does not read, check and decompress them again.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fs::File;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use super::group::{Body, GroupRecord};
+use super::group::{Body, GroupRecord, OwnedGroup};
 use super::segment::read_record_at;
+
+/// Decompressed groups by `(segment, offset)`, least recently used first out. Records are
+/// never rewritten in place and segment ids are not reused, so an entry never goes stale.
+#[derive(Debug)]
+pub(super) struct GroupCache {
+    budget: usize,
+    state: Mutex<CacheState>,
+}
+
+#[derive(Debug, Default)]
+struct CacheState {
+    groups: HashMap<(u32, u32), (Arc<OwnedGroup>, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl GroupCache {
+    /// A cache holding up to about `budget` bytes of groups (0 keeps none).
+    pub(super) fn new(budget: usize) -> GroupCache {
+        GroupCache {
+            budget,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Bytes and groups held.
+    #[cfg(test)]
+    pub(super) fn held(&self) -> (usize, usize) {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (state.bytes, state.groups.len())
+    }
+
+    fn get(&self, key: (u32, u32)) -> Option<Arc<OwnedGroup>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.clock += 1;
+        let now = state.clock;
+        let (group, used) = state.groups.get_mut(&key)?;
+        *used = now;
+        Some(group.clone())
+    }
+
+    fn put(&self, key: (u32, u32), group: Arc<OwnedGroup>) {
+        let size = group.size();
+        if size > self.budget {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.clock += 1;
+        let now = state.clock;
+        if let Some((old, _)) = state.groups.insert(key, (group, now)) {
+            state.bytes -= old.size();
+        }
+        state.bytes += size;
+        while state.bytes > self.budget {
+            let Some(oldest) = state.groups.iter().min_by_key(|(_, (_, used))| *used) else {
+                break;
+            };
+            let oldest = *oldest.0;
+            if let Some((group, _)) = state.groups.remove(&oldest) {
+                state.bytes -= group.size();
+            }
+        }
+    }
+}
 
 /// Where a series' newest group is in one segment.
 pub(super) struct DiskChain {
@@ -33,8 +100,10 @@ pub(super) struct DiskRead {
     pub(super) chunks: Vec<Vec<Samples>>,
     /// Groups or chunks that could not be read.
     pub(super) errors: u64,
-    /// Group records read.
+    /// Groups visited, read from the file or found in the cache.
     pub(super) reads: u64,
+    /// Of those, found in the cache.
+    pub(super) cached: u64,
 }
 
 /// One series being walked in a segment.
@@ -48,6 +117,7 @@ struct Cursor {
 /// Reads the chunks in `[mint, maxt]` of `chains`, each tagged with its series' index
 /// (`0..series`), segments in id order.
 pub(super) fn read_chains(
+    cache: &GroupCache,
     chains: Vec<(usize, DiskChain)>,
     series: usize,
     mint: i64,
@@ -66,7 +136,10 @@ pub(super) fn read_chains(
     }
     let mut buf = Vec::new();
     for chains in by_segment.into_values() {
+        let segment = chains[0].1.segment;
         let mut walk = SegmentWalk {
+            cache,
+            segment,
             mint,
             maxt,
             cursors: Vec::with_capacity(chains.len()),
@@ -88,6 +161,8 @@ pub(super) fn read_chains(
 }
 
 struct SegmentWalk<'a> {
+    cache: &'a GroupCache,
+    segment: u32,
     mint: i64,
     maxt: i64,
     cursors: Vec<Cursor>,
@@ -127,6 +202,11 @@ impl SegmentWalk<'_> {
         buf: &mut Vec<u8>,
         here: &[usize],
     ) {
+        let key = (self.segment, off);
+        if let Some(group) = self.cache.get(key) {
+            self.out.cached += 1;
+            return self.take_from_owned(&group, here);
+        }
         let group = read_record_at(reader, u64::from(off), buf)
             .ok()
             .and_then(|payload| GroupRecord::parse(payload, off, base_t).ok());
@@ -135,6 +215,25 @@ impl SegmentWalk<'_> {
             return;
         };
         // This group and the older ones end before the range.
+        if group.maxt < self.mint {
+            return;
+        }
+        // Newer than the range: only its back pointers are needed.
+        if group.mint > self.maxt {
+            return self.take(here, &group.ids, &group.prev, None);
+        }
+        match group.into_owned() {
+            Ok(group) => {
+                let group = Arc::new(group);
+                self.cache.put(key, group.clone());
+                self.take_from_owned(&group, here);
+            }
+            Err(_) => self.out.errors += 1,
+        }
+    }
+
+    /// Takes what the cursors `here` need from a decompressed group.
+    fn take_from_owned(&mut self, group: &OwnedGroup, here: &[usize]) {
         if group.maxt < self.mint {
             return;
         }
@@ -152,8 +251,20 @@ impl SegmentWalk<'_> {
                 }
             }
         }
+        self.take(here, &group.ids, &group.prev, body.as_mut());
+    }
+
+    /// Takes each cursor's chunks from `body` (none when the group is newer than the
+    /// range) and queues its previous group while older chunks may still be needed.
+    fn take(
+        &mut self,
+        here: &[usize],
+        ids: &[u32],
+        prev: &[Option<u32>],
+        mut body: Option<&mut Body>,
+    ) {
         for &c in here {
-            let Some(pos) = group.position(self.cursors[c].disk_id) else {
+            let Ok(pos) = ids.binary_search(&self.cursors[c].disk_id) else {
                 self.out.errors += 1;
                 continue;
             };
@@ -161,7 +272,7 @@ impl SegmentWalk<'_> {
                 Some(body) => self.take_chunks(body, pos, c),
                 None => true,
             };
-            if let Some(prev) = group.prev[pos].filter(|_| more) {
+            if let Some(prev) = prev[pos].filter(|_| more) {
                 self.heap.push((prev, c));
             }
         }

@@ -161,6 +161,74 @@ fn a_query_reads_each_group_once_however_many_of_its_series_match() {
     assert_eq!(db.stats().group_reads_total - reads, 3);
 }
 
+/// A store with `series` series of 35 samples in three flushes, and its group count.
+fn three_flushes(dir: &Path, series: usize, read_cache_bytes: usize) -> (Db, usize) {
+    let db = Db::open(Options {
+        read_cache_bytes,
+        ..small_chunks(dir)
+    })
+    .unwrap();
+    let labels: Vec<Labels> = (0..series)
+        .map(|s| metric("load", &format!("a-rather-long-job-name-{s}")))
+        .collect();
+    for i in 0..35 {
+        let batch: Vec<(Labels, i64, f64)> = labels
+            .iter()
+            .enumerate()
+            .map(|(s, l)| (l.clone(), T0 + i * 10_000, (i * s as i64) as f64))
+            .collect();
+        db.append_batch(&batch);
+        if i % 12 == 11 {
+            db.flush().unwrap();
+        }
+    }
+    db.flush().unwrap();
+    let groups = group_records(dir);
+    (db, groups)
+}
+
+#[test]
+fn a_repeated_query_takes_its_groups_from_the_read_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = three_flushes(dir.path(), 300, 1 << 20);
+    let one = [Matcher::equal("job", "a-rather-long-job-name-299")];
+    let first = db.select(&one, i64::MIN, i64::MAX);
+    let after_first = db.stats();
+    assert_eq!(after_first.group_cache_hits_total, 0);
+    let again = db.select(&one, i64::MIN, i64::MAX);
+    let after_again = db.stats();
+    assert_eq!(again, first);
+    assert_eq!(first[0].samples.len(), 35);
+    let visited = after_again.group_reads_total - after_first.group_reads_total;
+    assert_eq!(visited, 3, "one group of each flush");
+    assert_eq!(after_again.group_cache_hits_total, 3, "all from the cache");
+
+    // Without a cache every query reads the file again, with the same answer.
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = three_flushes(dir.path(), 300, 0);
+    assert_eq!(db.select(&one, i64::MIN, i64::MAX), first);
+    assert_eq!(db.select(&one, i64::MIN, i64::MAX), first);
+    assert_eq!(db.stats().group_cache_hits_total, 0);
+}
+
+#[test]
+fn the_read_cache_keeps_to_its_budget() {
+    // Every group of 3,000 series is read; a 64 KiB budget holds a few of them at most.
+    let dir = tempfile::tempdir().unwrap();
+    let (db, groups) = three_flushes(dir.path(), 3000, 64 << 10);
+    assert!(groups > 6, "{groups} groups");
+    let all = select_all(&db, "load");
+    assert!(all.iter().all(|s| s.samples.len() == 35));
+    let held = db.read_cache.held();
+    assert!(
+        held.0 <= 64 << 10 && held.1 < groups,
+        "{held:?} of {groups}"
+    );
+    assert!(held.1 > 0, "the newest groups stay");
+    // A query over everything again still answers in full (some groups from the file).
+    assert_eq!(select_all(&db, "load"), all);
+}
+
 #[test]
 fn the_store_is_shareable_between_threads() {
     fn send_sync<T: Send + Sync>() {}

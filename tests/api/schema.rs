@@ -81,3 +81,59 @@ async fn an_original_database_is_adopted_and_keeps_working() {
         "{dup}"
     );
 }
+
+#[tokio::test]
+async fn a_database_migrated_before_a_comment_edit_keeps_migrating() {
+    let (pg_port, name) = fresh_database().await;
+    let url = format!("postgres://postgres@127.0.0.1:{pg_port}/{name}");
+    let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+    fastpick::db::run_migrations(&pool).await.expect("migrate");
+    // The checksums are SHA-384 of the files' text, the rule the shipped ones were taken by.
+    for (version, _) in fastpick::db::COMMENT_EDITS {
+        let migration = fastpick::db::MIGRATOR
+            .iter()
+            .find(|m| m.version == version)
+            .expect("an embedded migration");
+        let digest: Vec<u8> = sqlx::query_scalar("select sha384(convert_to($1, 'UTF8'))")
+            .bind(migration.sql.as_str())
+            .fetch_one(&pool)
+            .await
+            .expect("sha384");
+        assert_eq!(digest, &*migration.checksum, "{version}");
+    }
+    let set_checksum = |version: i64, hex: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query(
+                "update _sqlx_migrations set checksum = decode($1, 'hex') where version = $2",
+            )
+            .bind(hex)
+            .bind(version)
+            .execute(&pool)
+            .await
+            .expect("set checksum");
+        }
+    };
+    // A database that applied the shipped texts.
+    for (version, shipped) in fastpick::db::COMMENT_EDITS {
+        set_checksum(version, shipped.to_owned()).await;
+    }
+    fastpick::db::run_migrations(&pool)
+        .await
+        .expect("the shipped texts are adopted");
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("select checksum from _sqlx_migrations order by version")
+            .fetch_all(&pool)
+            .await
+            .expect("checksums");
+    let embedded: Vec<Vec<u8>> = fastpick::db::MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.checksum.to_vec())
+        .collect();
+    assert_eq!(stored, embedded);
+    // Any other change of an applied migration is still refused.
+    set_checksum(fastpick::db::COMMENT_EDITS[0].0, "00".repeat(48)).await;
+    let refused = fastpick::db::run_migrations(&pool).await;
+    assert!(refused.is_err(), "a changed migration must be refused");
+}

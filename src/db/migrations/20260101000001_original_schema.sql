@@ -1,4 +1,5 @@
--- The original service's tables, as Hibernate 6.6 derived them from its entities (API.md 4).
+-- The original service's tables, as Hibernate 6.6 derived them from its entities (kept as
+-- they were: see "Compatibility with the original" in the README).
 -- "if not exists" so an existing database of the original can be pointed at FastPick.
 
 create table if not exists tb_user (

@@ -1,11 +1,12 @@
 -- FastPick's additions on top of the original schema: the rules the API relies on are
--- guarded by the database too (API.md changes 2, 3, 6, 8).
+-- guarded by the database too (changes 2, 3, 6 and 7 of "Compatibility with the original"
+-- in the README).
 
 -- An ADMIN role, for /api/v1/admin/** (change 6).
 alter table tb_user drop constraint if exists tb_user_role_check;
 alter table tb_user add constraint tb_user_role_check check (role in ('USER', 'ADMIN'));
 
--- A user holds a coupon at most once, whatever the issuing strategy (change 8).
+-- A user holds a coupon at most once, whatever the issuing strategy (change 7).
 -- Fails on a database that already holds duplicates: those must be resolved by hand first.
 alter table tb_issued_coupon drop constraint if exists uk_issued_coupon_user_coupon;
 alter table tb_issued_coupon
@@ -21,7 +22,7 @@ alter table tb_coupon
     check (issued_quantity >= 0 and issued_quantity <= total_quantity) not valid;
 
 -- A database the original evolved with ddl-auto=update still has NOT NULL columns that its
--- current code no longer fills on tb_coupon_keyword (API.md 4, schema drift); they would make
+-- current code no longer fills on tb_coupon_keyword (schema drift); they would make
 -- every keyword insert fail, so they become nullable.
 do $$
 declare

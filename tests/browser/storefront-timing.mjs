@@ -102,7 +102,9 @@ try {
   }
   await ctx.close();
 
-  const urls = [...new Set(coldResources.map((r) => r.url))];
+  // Files from other hosts (a font CDN, say) fail on a machine without internet: listed, not summed.
+  const offsite = [...new Set(coldResources.map((r) => r.url).filter((u) => !u.startsWith(BASE)))];
+  const urls = [...new Set(coldResources.map((r) => r.url).filter((u) => u.startsWith(BASE)))];
   const gz = await Promise.all(urls.map(gzipBytes));
   const result = {
     base: BASE,
@@ -114,6 +116,7 @@ try {
     warm,
     files: urls.map((u, i) => ({ url: u.replace(BASE, ''), gzip: gz[i].bytes, encoding: gz[i].encoding })),
     gzipBytes: gz.reduce((n, g) => n + g.bytes, 0),
+    offsite,
     coldWireBytes: coldResources.reduce((n, r) => n + r.transfer, 0),
     warmWireBytes: warmResources.reduce((n, r) => n + r.transfer, 0),
   };
@@ -122,6 +125,7 @@ try {
   console.log(`  cold ${f(result.coldMedianMs).padStart(8)}   (${cold.map((x) => x.toFixed(0)).join(' ')})`);
   console.log(`  warm ${f(result.warmMedianMs).padStart(8)}   (${warm.map((x) => x.toFixed(0)).join(' ')})`);
   for (const file of result.files) console.log(`  ${file.url}: ${file.gzip} B (${file.encoding})`);
+  for (const url of offsite) console.log(`  from another host (not counted): ${url}`);
   console.log(`  JS+CSS with Accept-Encoding: gzip: ${result.gzipBytes} B; on the wire cold ${result.coldWireBytes} B, warm ${result.warmWireBytes} B`);
   console.log(`RESULT ${JSON.stringify(result)}`);
   await browser.close();

@@ -161,6 +161,8 @@ async fn the_storefront_works_every_flow_in_a_real_browser() {
     let upstream = app.base.trim_start_matches("http://");
     let proxy = start_proxy(&format!("upstreams = [\"{upstream}\"]\n")).await;
     let artifacts = root().join("target/test-artifacts/storefront");
+    // No screenshot of an earlier run (a FAILED-* one above all) may pass for this one's.
+    let _ = std::fs::remove_dir_all(&artifacts);
     std::fs::create_dir_all(&artifacts).expect("artifact dir");
 
     // Act: the browser works every flow (the script bounds itself to 5 minutes).

@@ -47,6 +47,9 @@ pub struct AppConfig {
     pub shutdown_grace: Duration,
     /// Largest request line plus headers accepted (431 C014 above it); Tomcat's default.
     pub max_header_bytes: usize,
+    /// Lets an ADMIN switch the issue strategy and the search cache at run time
+    /// (`PUT /api/v1/admin/experiment`, for `fastpick lab`); off by default.
+    pub experiment_switch: bool,
 }
 
 impl Default for AppConfig {
@@ -61,6 +64,7 @@ impl Default for AppConfig {
             ],
             shutdown_grace: Duration::from_secs(20),
             max_header_bytes: 8 * 1024,
+            experiment_switch: false,
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod coupons;
 pub mod error;
+pub mod experiment;
 pub mod extract;
 pub mod issues;
 pub mod lenient;
@@ -40,6 +41,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .merge(issues::router())
         .merge(my_coupons::router())
         .merge(admin::router())
+        .merge(experiment::router())
         .merge(actuator::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::RouteNotFound })
@@ -70,18 +72,26 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         .secret_key
         .as_ref()
         .context("auth.secret_key is missing")?;
-    let gate = (settings.issue.strategy == crate::config::IssueStrategy::RedisGate).then(|| {
-        Arc::new(issues::gate::Gate::new(
-            redis.clone(),
-            db.clone(),
-            settings.issue.gate_ttl,
-        ))
-    });
-    if let Some(gate) = &gate
+    let gate = Arc::new(issues::gate::Gate::new(
+        redis.clone(),
+        db.clone(),
+        settings.issue.gate_ttl,
+    ));
+    if settings.issue.strategy == crate::config::IssueStrategy::RedisGate
         && let Err(e) = gate.new_epoch().await
     {
         tracing::warn!(error = %e, "redis gate: redis unreachable at start; issuing falls back until it returns");
     }
+    let experiment = experiment::Experiment::new(
+        settings.issue.strategy,
+        settings.search.cache,
+        settings.app.experiment_switch,
+        gate,
+        Arc::new(coupons::cache::SearchCache::new(
+            redis.clone(),
+            settings.search.cache_ttl,
+        )),
+    );
     Ok(AppState {
         db,
         redis: redis.clone(),
@@ -101,13 +111,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         }),
         bcrypt_cost: settings.auth.bcrypt_cost,
         issue: settings.issue.clone(),
-        gate,
-        search_cache: (settings.search.cache == crate::config::SearchCache::Redis).then(|| {
-            Arc::new(coupons::cache::SearchCache::new(
-                redis.clone(),
-                settings.search.cache_ttl,
-            ))
-        }),
+        experiment: Arc::new(experiment),
         search: settings.search.clone(),
     })
 }

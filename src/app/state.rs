@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::app::coupons::cache::SearchCache;
-use crate::app::issues::gate::Gate;
+use crate::app::experiment::Experiment;
 use crate::app::metrics::AppMetrics;
 use crate::config::{IssueConfig, SearchConfig};
 use crate::domain::Clock;
@@ -21,12 +20,11 @@ pub struct AppState {
     pub metrics: Arc<AppMetrics>,
     /// bcrypt cost for new password hashes.
     pub bcrypt_cost: u32,
-    /// The issuing strategy and its settings.
+    /// Issuing settings (what redis-gate does without Redis, the gate's lifetime); the
+    /// strategy in effect is the experiment's.
     pub issue: IssueConfig,
-    /// The Redis gate, when `issue.strategy` is redis-gate.
-    pub gate: Option<Arc<Gate>>,
-    /// The search page cache, when `search.cache` is redis.
-    pub search_cache: Option<Arc<SearchCache>>,
+    /// The switches in effect: issue strategy and search cache.
+    pub experiment: Arc<Experiment>,
     /// Search settings (count limit, cache lifetime).
     pub search: SearchConfig,
 }

@@ -63,6 +63,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
     }
     settings.app.listen = args.listen;
     settings.app.migrate_on_start = true;
+    // The demo is a lab on one machine: its admin may switch strategy and cache at run time.
+    settings.app.experiment_switch = true;
     settings.validate(&"app".parse().map_err(anyhow::Error::msg)?)?;
     let listener = crate::server::bind(args.listen)
         .with_context(|| format!("failed to bind {}", args.listen))?;

@@ -94,3 +94,115 @@ async fn invalid_coupons_are_rejected_with_the_field_named() {
         .expect("count");
     assert_eq!(count, 0, "nothing half-written");
 }
+
+/// The current `fastpick_experiment_info` label set with value 1.
+async fn experiment_in_metrics(app: &crate::helpers::TestApp) -> String {
+    let text = app.metrics_text().await;
+    text.lines()
+        .find(|l| l.starts_with("fastpick_experiment_info{") && l.ends_with(" 1"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn switching_the_experiment_is_off_unless_configured() {
+    let app = spawn_app().await;
+    let (_, admin) = app.user("admin@test.kr", "ADMIN").await;
+    let path = "/api/v1/admin/experiment";
+    let r = app.get(path, Some(&admin)).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["switchable"], false);
+    let strategy = r.data()["issueStrategy"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let change = json!({"issueStrategy": "db-atomic", "searchCache": "redis"});
+    app.send(reqwest::Method::PUT, path, Some(&admin), Some(&change))
+        .await
+        .assert_error(403, "C004");
+    assert_eq!(
+        app.get(path, Some(&admin)).await.data()["issueStrategy"],
+        strategy
+    );
+}
+
+#[tokio::test]
+async fn an_admin_switches_strategy_and_cache_and_the_metrics_show_it() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.app.experiment_switch = true;
+        s.issue.strategy = fastpick::config::IssueStrategy::DbLock;
+        s.search.cache = fastpick::config::SearchCache::Off;
+    })
+    .await;
+    let (_, user) = app.user("user@test.kr", "USER").await;
+    let (_, admin) = app.user("admin@test.kr", "ADMIN").await;
+    let path = "/api/v1/admin/experiment";
+    let put = |token: Option<String>, body: Value| {
+        let app = &app;
+        async move {
+            app.send(reqwest::Method::PUT, path, token.as_deref(), Some(&body))
+                .await
+        }
+    };
+    assert!(
+        experiment_in_metrics(&app)
+            .await
+            .contains("strategy=\"db-lock\"")
+    );
+    put(None, json!({"issueStrategy": "redis-gate"}))
+        .await
+        .assert_error(401, "C003");
+    put(Some(user.clone()), json!({"issueStrategy": "redis-gate"}))
+        .await
+        .assert_error(403, "C004");
+    app.get(path, Some(&user)).await.assert_error(403, "C004");
+    let errors = put(
+        Some(admin.clone()),
+        json!({"issueStrategy": "fastest", "searchCache": "on"}),
+    )
+    .await
+    .assert_error(400, "C001");
+    let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+    assert_eq!(fields, ["issueStrategy", "searchCache"]);
+
+    let r = put(Some(admin.clone()), json!({"issueStrategy": "redis-gate"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.data(),
+        &json!({"issueStrategy": "redis-gate", "searchCache": "off", "switchable": true})
+    );
+    let info = experiment_in_metrics(&app).await;
+    assert!(
+        info.contains("strategy=\"redis-gate\"") && info.contains("search_cache=\"off\""),
+        "{info}"
+    );
+    // The next issue goes through the gate.
+    let coupon = app.coupon(crate::helpers::CouponSpec::default()).await;
+    let r = app
+        .post(
+            "/api/v1/coupon-issues",
+            Some(&user),
+            json!({"couponId": coupon}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let text = app.metrics_text().await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fastpick_issue_requests_total{")
+                && l.contains("strategy=\"redis-gate\"")
+                && l.contains("outcome=\"issued\"")),
+        "{text}"
+    );
+    // The cache alone; the strategy stays.
+    let r = put(Some(admin.clone()), json!({"searchCache": "redis"})).await;
+    assert_eq!(r.data()["issueStrategy"], "redis-gate");
+    assert_eq!(r.data()["searchCache"], "redis");
+    app.get("/api/v1/coupons", None).await;
+    let text = app.metrics_text().await;
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("fastpick_search_cache_lookups_total{") && l.contains("miss")),
+        "a search looks in the cache once it is on: {text}"
+    );
+}

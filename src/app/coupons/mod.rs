@@ -116,7 +116,7 @@ impl CouponRow {
 #[tracing::instrument(level = "debug", skip_all)]
 async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Result<Response> {
     let q = SearchQuery::parse(&params)?;
-    let cached = match &state.search_cache {
+    let cached = match state.experiment.search_cache() {
         Some(cache) => {
             let key = cache::key(&q);
             let lookup = cache.get(&key).await;
@@ -173,7 +173,7 @@ async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Res
 
 /// Makes cached search pages stale after a change that moves coupons in or out of results.
 pub async fn invalidate_search(state: &AppState, cause: &'static str) {
-    if let Some(cache) = &state.search_cache {
+    if let Some(cache) = state.experiment.search_cache() {
         let told = cache.invalidate(cause).await;
         state
             .metrics

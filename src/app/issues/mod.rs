@@ -74,7 +74,7 @@ async fn issue_coupon(
 ) -> Result<Json<Envelope<i64>>> {
     let coupon_id = req.coupon_id.unwrap_or_default();
     let now = state.clock.now();
-    let strategy = state.issue.strategy;
+    let strategy = state.experiment.strategy();
     let result = match strategy {
         IssueStrategy::DbLock => db::issue_locked(&state.db, coupon_id, user.id, now).await,
         IssueStrategy::DbAtomic => db::issue_atomic(&state.db, coupon_id, user.id, now).await,
@@ -101,9 +101,10 @@ async fn issue_gated(
     user_id: i64,
     now: NaiveDateTime,
 ) -> Result<Issued> {
-    let Some(gate) = state.gate.as_ref().filter(|g| g.is_up()) else {
+    let gate = state.experiment.gate();
+    if !gate.is_up() {
         return without_redis(state, coupon_id, user_id, now).await;
-    };
+    }
     match gate.admit(coupon_id, user_id, now).await {
         Ok(Admission::Admitted) => {
             let written = gate.write(coupon_id, user_id, now).await;

@@ -13,7 +13,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::app::state::AppState;
-use crate::app::{admin, auth, coupons, issues, my_coupons};
+use crate::app::{admin, auth, coupons, experiment, issues, my_coupons};
 use crate::envelope::Code;
 
 /// Path of the document.
@@ -23,7 +23,8 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 #[openapi(
     info(title = "FastPick API", description = include_str!("info.md")),
     paths(auth::signup, auth::login, auth::refresh, coupons::list_coupons, coupons::get_coupon,
-        issues::issue_coupon, my_coupons::list_my_coupons, admin::create_coupon),
+        issues::issue_coupon, my_coupons::list_my_coupons, admin::create_coupon,
+        experiment::current_switches, experiment::switch),
     // The query parameters' schemas, which `params(..)` refers to but does not collect.
     components(schemas(crate::envelope::ErrorBody, crate::envelope::FieldError, types::SearchText,
         types::FilterType, types::PageParam, types::MyCouponFilter, types::AnyText)),

@@ -253,6 +253,25 @@ doc_schema!(
         not ended. USED: used. EXPIRED: not used and ended.")
 );
 
+doc_schema!(
+    /// An issue strategy's name.
+    IssueStrategyName => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("db-lock: the original's row lock. db-atomic: one conditional UPDATE. \
+            redis-gate: a Redis script admits, PostgreSQL writes."))
+        .enum_values(Some(["db-lock", "db-atomic", "redis-gate"]))
+        .into()
+);
+
+doc_schema!(
+    /// The search cache's setting.
+    SearchCacheName => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("off: every search goes to PostgreSQL. redis: pages are cached in Redis."))
+        .enum_values(Some(["off", "redis"]))
+        .into()
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

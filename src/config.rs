@@ -50,6 +50,9 @@ pub struct AppConfig {
     /// Lets an ADMIN switch the issue strategy and the search cache at run time
     /// (`PUT /api/v1/admin/experiment`, for `fastpick lab`); off by default.
     pub experiment_switch: bool,
+    /// Serves the storefront for every path outside `/api` and `/actuator`, as the proxy
+    /// does, for running without the proxy (on in the demo); off by default.
+    pub storefront: bool,
 }
 
 impl Default for AppConfig {
@@ -65,6 +68,7 @@ impl Default for AppConfig {
             shutdown_grace: Duration::from_secs(20),
             max_header_bytes: 8 * 1024,
             experiment_switch: false,
+            storefront: false,
         }
     }
 }

@@ -129,7 +129,10 @@ where
     L::Io: Unpin,
     L::Addr: std::fmt::Debug,
 {
-    let app = router(state.clone(), &settings.app.cors_allowed_origins)?;
+    let mut app = router(state.clone(), &settings.app.cors_allowed_origins)?;
+    if settings.app.storefront {
+        app = crate::web::beside_api(app, crate::web::Site::load("storefront"));
+    }
     let addr = listener.local_addr()?;
     let listener = GuardedListener {
         inner: listener,

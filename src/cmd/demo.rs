@@ -65,6 +65,8 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
     settings.app.migrate_on_start = true;
     // The demo is a lab on one machine: its admin may switch strategy and cache at run time.
     settings.app.experiment_switch = true;
+    // One port for the shop and the API, as VM1's proxy gives them.
+    settings.app.storefront = true;
     settings.validate(&"app".parse().map_err(anyhow::Error::msg)?)?;
     let listener = crate::server::bind(args.listen)
         .with_context(|| format!("failed to bind {}", args.listen))?;
@@ -74,7 +76,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs, has_file: bool) -> anyh
     db.close().await;
     let creds_path = creds_path?;
     println!(
-        "FastPick demo: http://{}/api/v1/coupons?filterType=ISSUING  (Ctrl-C stops it)",
+        "FastPick demo: http://{}/ (the storefront; the API under /api/v1, e.g. /api/v1/coupons?filterType=ISSUING)  (Ctrl-C stops it)",
         args.listen
     );
     let monitor = if args.no_monitor {

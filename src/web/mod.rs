@@ -289,6 +289,35 @@ fn load_asset(path: &str) -> Option<Asset> {
     })
 }
 
+/// Routes `/api` and `/actuator` paths to `api` and every other path to the site, as the proxy
+/// routes them: for a process that serves the API without the proxy (`app.storefront`, on in
+/// the demo).
+pub fn beside_api(api: axum::Router, site: Site) -> axum::Router {
+    use axum::response::IntoResponse;
+    use tower::ServiceExt;
+    let site = std::sync::Arc::new(site);
+    axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let (api, site) = (api.clone(), site.clone());
+        async move {
+            let path = request.uri().path();
+            let under = |prefix: &str| {
+                path.strip_prefix(prefix)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            };
+            if under("/api") || under("/actuator") {
+                return match api.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                };
+            }
+            site.answer(request.method(), path, request.headers())
+                .into_response(request.method())
+                .map(axum::body::Body::from)
+                .into_response()
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,3 +190,55 @@ async fn the_storefront_works_every_flow_in_a_real_browser() {
     drop(proxy);
     app.stop().await.expect("app stops");
 }
+
+/// `app.storefront` (the demo's setting): one port serves the shop and the API, routed as the
+/// proxy routes them.
+#[tokio::test]
+async fn the_app_serves_the_shop_beside_the_api_when_asked() {
+    let app = spawn_app_with(|s| s.app.storefront = true).await;
+    let client = reqwest::Client::new();
+    let get = |path: &str| client.get(format!("{}{path}", app.base)).send();
+    let index = get("/").await.expect("sent");
+    assert_eq!(index.status(), 200);
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = index.text().await.expect("html");
+    assert!(html.contains("<script type=\"module\""), "{html}");
+    // A deep link reloads into the shop; hashed files are cached for good.
+    let deep = get("/coupon/19").await.expect("sent");
+    assert_eq!(deep.status(), 200);
+    assert_eq!(deep.text().await.expect("html"), html);
+    let script = html
+        .split("<script type=\"module\" src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a module script");
+    let js = get(script).await.expect("sent");
+    assert_eq!(js.status(), 200);
+    assert!(
+        js.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    // The API and the actuator stay the API's, unknown paths there included.
+    assert_eq!(app.get("/api/v1/coupons", None).await.status, 200);
+    app.get("/api/v1/nothing", None)
+        .await
+        .assert_error(404, "C007");
+    app.get("/api", None).await.assert_error(404, "C007");
+    assert_eq!(app.get("/actuator/health", None).await.status, 200);
+    // A missing file is the envelope's 404, a POST to the shop 405.
+    app.get("/missing.js", None).await.assert_error(404, "C007");
+    app.post("/", None, json!({}))
+        .await
+        .assert_error(405, "C008");
+
+    // Off (the default), the API answers every path.
+    let plain = crate::helpers::spawn_app().await;
+    plain.get("/", None).await.assert_error(404, "C007");
+}

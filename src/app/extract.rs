@@ -63,8 +63,17 @@ fn is_json(headers: &HeaderMap) -> bool {
         .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
 }
 
-/// Parses JSON, naming the field of a type error.
+/// Parses JSON, naming the field of a type error. Every body is an object: serde would also
+/// read a struct from an array of its fields in order (`[19]` as `{"couponId": 19}`), which
+/// Jackson refuses, so an array is a type error here too.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::TypeMismatch(vec![FieldError::new(
+            "body",
+            "",
+            "expected a JSON object".to_owned(),
+        )]));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let field = err.path().to_string();

@@ -164,6 +164,10 @@ async fn an_admin_switches_strategy_and_cache_and_the_metrics_show_it() {
     .assert_error(400, "C001");
     let fields: Vec<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, ["issueStrategy", "searchCache"]);
+    // Found by schemathesis: an array was read as the fields in order, and kept everything.
+    put(Some(admin.clone()), json!([null, null]))
+        .await
+        .assert_error(400, "C002");
 
     let r = put(Some(admin.clone()), json!({"issueStrategy": "redis-gate"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);

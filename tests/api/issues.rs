@@ -77,6 +77,12 @@ async fn bad_issue_requests_get_4xx_envelopes() {
     app.post(path, Some(&token), json!({"couponId": "77"}))
         .await
         .assert_error(404, "CP01");
+    // An array is not an object, though serde would read it field by field (as CP01 here).
+    let errors = app
+        .post(path, Some(&token), json!([77]))
+        .await
+        .assert_error(400, "C002");
+    assert_eq!(errors[0]["field"], "body");
     // Not kept: a fraction was truncated to some other coupon's id.
     let errors = app
         .post(path, Some(&token), json!({"couponId": 1.5}))

@@ -123,23 +123,7 @@ fn group_records(dir: &Path) -> usize {
 #[test]
 fn a_query_reads_each_group_once_however_many_of_its_series_match() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(small_chunks(dir.path())).unwrap();
-    let series: Vec<Labels> = (0..3000)
-        .map(|s| metric("load", &format!("a-rather-long-job-name-{s}")))
-        .collect();
-    for i in 0..35 {
-        let batch: Vec<(Labels, i64, f64)> = series
-            .iter()
-            .enumerate()
-            .map(|(s, l)| (l.clone(), T0 + i * 10_000, (i * s as i64) as f64))
-            .collect();
-        db.append_batch(&batch);
-        if i % 12 == 11 {
-            db.flush().unwrap();
-        }
-    }
-    db.flush().unwrap();
-    let groups = group_records(dir.path());
+    let (db, groups) = three_flushes(dir.path(), 3000, Options::default().read_cache_bytes);
     assert!(groups > 3, "{groups} groups: several a flush");
 
     let reads = db.stats().group_reads_total;

@@ -82,28 +82,15 @@ fn lighthouse_once(
     out: &Path,
     tmp: &Path,
 ) -> anyhow::Result<Run> {
-    let log = std::fs::File::create(out.with_extension("log"))?;
-    let mut cmd = Command::new("node");
-    cmd.arg(node_dir.join("node_modules/lighthouse/cli/index.js"))
-        .arg(url)
-        .args(["--output=json", "--quiet"])
-        .arg(format!("--output-path={}", out.display()))
-        .arg("--only-categories=performance,accessibility,best-practices")
-        .arg(format!("--chrome-flags={}", lighthouse::CHROME_FLAGS))
-        .env("CHROME_PATH", lighthouse::CHROME)
-        .env("TMPDIR", tmp)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log));
-    if preset == Preset::Desktop {
-        cmd.arg("--preset=desktop");
-    }
-    let mut child = lighthouse::Group::spawn(&mut cmd).context("failed to start node")?;
-    let status = child.wait(Duration::from_secs(300));
-    drop(child);
-    let text = std::fs::read_to_string(out)
-        .with_context(|| format!("lighthouse wrote no report ({status:?})"))?;
-    let json: Value = serde_json::from_str(&text)?;
+    let json = lighthouse::run_json(
+        node_dir,
+        url,
+        preset,
+        out,
+        tmp,
+        Duration::from_secs(300),
+        "performance,accessibility,best-practices",
+    )?;
     let score = |c: &str| {
         json["categories"][c]["score"]
             .as_f64()

@@ -123,6 +123,29 @@ pub fn run(
     tmp: &Path,
     limit: Duration,
 ) -> anyhow::Result<Report> {
+    let json = run_json(
+        node_dir,
+        url,
+        preset,
+        out,
+        tmp,
+        limit,
+        "performance,accessibility",
+    )?;
+    Ok(read(&json))
+}
+
+/// Runs Lighthouse once on the `categories` given (comma-separated) and returns its JSON
+/// report.
+pub fn run_json(
+    node_dir: &Path,
+    url: &str,
+    preset: Preset,
+    out: &Path,
+    tmp: &Path,
+    limit: Duration,
+    categories: &str,
+) -> anyhow::Result<Value> {
     let cli = node_dir.join("node_modules/lighthouse/cli/index.js");
     let log = std::fs::File::create(out.with_extension("log"))?;
     let mut cmd = Command::new("node");
@@ -130,7 +153,7 @@ pub fn run(
         .arg(url)
         .args(["--output=json", "--quiet"])
         .arg(format!("--output-path={}", out.display()))
-        .arg("--only-categories=performance,accessibility")
+        .arg(format!("--only-categories={categories}"))
         .arg(format!("--chrome-flags={CHROME_FLAGS}"))
         .env("CHROME_PATH", CHROME)
         // chrome-launcher's throwaway profile goes here, removed with the bench's temp dir.
@@ -155,8 +178,7 @@ pub fn run(
             tail.into_iter().rev().collect::<Vec<_>>().join("\n")
         );
     };
-    let json: Value = serde_json::from_str(&text).context("lighthouse's report is not JSON")?;
-    Ok(read(&json))
+    serde_json::from_str(&text).context("lighthouse's report is not JSON")
 }
 
 fn score(json: &Value, category: &str) -> Option<f64> {

@@ -26,7 +26,7 @@ use anyhow::{Context, bail};
 use serde_json::Value;
 
 mod common;
-use common::{SECRET, Spawned, cpu_seconds, pid_by_cmdline, rss_kib_tree};
+use common::{Spawned, cpu_seconds, pid_by_cmdline, rss_kib_tree};
 
 /// The dashboards' queries: Spring Boot/Micrometer HTTP and the proxy, PostgreSQL (Grafana
 /// 9628), Redis (Grafana 763), and the processes.
@@ -152,32 +152,6 @@ struct Lab {
     /// Configs, logs and our data dir.
     work: tempfile::TempDir,
     ours_port: u16,
-}
-
-/// The proxy+app's environment: the throwaway servers and database `bench`.
-fn db_env(pg: u16, redis: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("DB_HOST", "127.0.0.1".to_owned()),
-        ("DB_PORT", pg.to_string()),
-        ("DB_NAME", "bench".to_owned()),
-        ("DB_USERNAME", "postgres".to_owned()),
-        ("REDIS_PORT", redis.to_string()),
-        ("SECRET_KEY", SECRET.to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ]
-}
-
-/// Seeds the coupons with the release binary.
-fn seed(env: &[(&str, String)], coupons: u64) -> anyhow::Result<()> {
-    let seeded = Command::new(env!("CARGO_BIN_EXE_fastpick"))
-        .args(["seed", "coupons", "--count", &coupons.to_string()])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .status()?;
-    if !seeded.success() {
-        bail!("seeding failed");
-    }
-    Ok(())
 }
 
 /// Starts `fastpick --role proxy+app` on `port` and waits until its actuator answers.
@@ -313,8 +287,8 @@ impl Lab {
         let redis = fastpick::local::start_redis()?;
         tokio::runtime::Runtime::new()?
             .block_on(fastpick::local::create_database(pg.port, "bench"))?;
-        let env = db_env(pg.port, redis.port);
-        seed(&env, p.coupons)?;
+        let env = common::db_env(pg.port, redis.port);
+        common::seed_coupons(&env, p.coupons)?;
         let proxy_port = fastpick::local::free_port()?;
         let app = start_app(&env, proxy_port, work.path())?;
         let load = start_load(proxy_port, p.rate, p.secs)?;

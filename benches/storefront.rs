@@ -29,7 +29,7 @@ mod common;
 #[path = "dashboard/lighthouse.rs"]
 mod lighthouse;
 
-use common::{SECRET, Spawned};
+use common::Spawned;
 use lighthouse::{Preset, median};
 
 const GOAL_SCORE: f64 = 95.0;
@@ -175,23 +175,8 @@ fn main() -> anyhow::Result<()> {
     let redis = fastpick::local::start_redis()?;
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(fastpick::local::create_database(pg.port, "bench"))?;
-    let env = [
-        ("DB_HOST", "127.0.0.1".to_owned()),
-        ("DB_PORT", pg.port.to_string()),
-        ("DB_NAME", "bench".to_owned()),
-        ("DB_USERNAME", "postgres".to_owned()),
-        ("REDIS_PORT", redis.port.to_string()),
-        ("SECRET_KEY", SECRET.to_owned()),
-        ("RUST_LOG", "warn".to_owned()),
-    ];
-    let seeded = Command::new(env!("CARGO_BIN_EXE_fastpick"))
-        .args(["seed", "coupons", "--count", &coupons.to_string()])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::null())
-        .status()?;
-    if !seeded.success() {
-        bail!("seeding failed");
-    }
+    let env = common::db_env(pg.port, redis.port);
+    common::seed_coupons(&env, coupons as u64)?;
     let port = fastpick::local::free_port()?;
     let base = format!("http://127.0.0.1:{port}");
     let _server = Spawned::spawn(

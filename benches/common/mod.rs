@@ -297,3 +297,29 @@ pub fn du_bytes(path: &std::path::Path) -> u64 {
         .sum();
     own + children
 }
+
+/// The proxy+app's environment: the throwaway servers and database `bench`.
+pub fn db_env(pg: u16, redis: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("DB_HOST", "127.0.0.1".to_owned()),
+        ("DB_PORT", pg.to_string()),
+        ("DB_NAME", "bench".to_owned()),
+        ("DB_USERNAME", "postgres".to_owned()),
+        ("REDIS_PORT", redis.to_string()),
+        ("SECRET_KEY", SECRET.to_owned()),
+        ("RUST_LOG", "warn".to_owned()),
+    ]
+}
+
+/// Seeds the coupons with the release binary.
+pub fn seed_coupons(env: &[(&str, String)], coupons: u64) -> anyhow::Result<()> {
+    let seeded = Command::new(env!("CARGO_BIN_EXE_fastpick"))
+        .args(["seed", "coupons", "--count", &coupons.to_string()])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+        .status()?;
+    if !seeded.success() {
+        bail!("seeding failed");
+    }
+    Ok(())
+}

@@ -230,6 +230,7 @@ async fn openapi_document_lists_every_route_the_server_answers() {
     }
     listed.sort();
     let expected = [
+        "GET /api/v1/admin/experiment",
         "GET /api/v1/coupons",
         "GET /api/v1/coupons/{id}",
         "GET /api/v1/my/coupons",
@@ -238,6 +239,7 @@ async fn openapi_document_lists_every_route_the_server_answers() {
         "POST /api/v1/auth/refresh",
         "POST /api/v1/auth/signup",
         "POST /api/v1/coupon-issues",
+        "PUT /api/v1/admin/experiment",
     ];
     assert_eq!(listed, expected);
     let description = doc.body["info"]["description"]

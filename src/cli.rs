@@ -52,6 +52,9 @@ pub enum Command {
     Seed(SeedCommand),
     /// Drives load at a running FastPick (or the original): the two k6 scenarios.
     Load(crate::load::LoadArgs),
+    /// One command per experiment of the lab: races every issue strategy, or searches with
+    /// the cache off and on, against a running deployment, and prints one table.
+    Lab(crate::lab::LabArgs),
 }
 
 /// `fastpick seed ...`

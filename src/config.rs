@@ -421,7 +421,7 @@ pub enum AccessLog {
 }
 
 /// The search page cache's switch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum SearchCache {
     /// Every search goes to PostgreSQL.
@@ -698,6 +698,19 @@ mod tests {
 
     fn app_roles() -> RoleSet {
         "app".parse().expect("valid role")
+    }
+
+    #[test]
+    fn switch_names_on_the_command_line_are_the_config_names() {
+        use clap::ValueEnum;
+        for s in IssueStrategy::value_variants() {
+            let name = s.to_possible_value().expect("named");
+            assert_eq!(name.get_name(), s.as_str());
+        }
+        for c in SearchCache::value_variants() {
+            let name = c.to_possible_value().expect("named");
+            assert_eq!(name.get_name(), c.as_str());
+        }
     }
 
     #[test]

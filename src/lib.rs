@@ -8,6 +8,7 @@ pub mod db; // PostgreSQL and Redis pools, migrations
 pub mod domain; // pure coupon rules: status, keywords, clock
 pub mod envelope; // the wire envelopes and the code table every role answers in
 pub mod head_guard; // request-head size, deadline and envelope rejections on every client connection
+pub mod lab; // one command per experiment: race every strategy, search cache off/on, one table
 pub mod load; // the load tool: the k6 scenarios, HDR histograms, thresholds
 pub mod local; // local PostgreSQL and Redis servers for the demo and the tests
 pub mod metrics; // Prometheus metrics every role shares: registry, buckets, process gauges, exposition
@@ -53,5 +54,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => runtime.block_on(cmd::demo::run(settings, args, config_given)),
         Command::Seed(seed) => runtime.block_on(seed::run(&settings, seed)),
         Command::Load(args) => runtime.block_on(load::run(args)),
+        Command::Lab(args) => runtime.block_on(lab::run(args)),
     }
 }

@@ -71,6 +71,11 @@ impl TokenKeys {
         }
     }
 
+    /// How long an access token from `issue_pair` lives.
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
     /// Issues an access and a refresh token for a user.
     pub fn issue_pair(&self, uid: i64, email: &str, role: &str) -> anyhow::Result<TokenPair> {
         let now = chrono::Utc::now().timestamp();

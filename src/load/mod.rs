@@ -10,6 +10,7 @@ pub mod race;
 pub mod search;
 pub mod stats;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 
-use crate::load::stats::{Stats, print_summary};
+use crate::load::stats::{Stats, Summary, print_summary};
 
 /// `fastpick load`
 #[derive(Debug, Args)]
@@ -64,27 +65,13 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         Scenario::Search(a) => ("search", search::tags(a), &a.common),
     };
     let common = common.clone();
-    let announcement = match &common.monitor {
-        Some(url) => announce::Announcement::start(url, &common.base_url, scenario, tags).await,
-        None => None,
-    };
-    let ran = match args.scenario {
-        Scenario::Race(a) => race::run(&a).await,
-        Scenario::Search(a) => search::run(&a).await,
-    };
-    let summary = match (ran, announcement) {
-        (Ok(summary), None) => summary,
-        (Ok(mut summary), Some(announcement)) => {
-            summary.dashboard = Some(announcement.finish(&summary).await);
-            summary
+    let summary = announced(&common, scenario, tags, async {
+        match args.scenario {
+            Scenario::Race(a) => race::run(&a).await,
+            Scenario::Search(a) => search::run(&a).await,
         }
-        (Err(e), announcement) => {
-            if let Some(announcement) = announcement {
-                announcement.fail(&e).await;
-            }
-            return Err(e);
-        }
-    };
+    })
+    .await?;
     print_summary(&summary);
     if let Some(path) = &common.json {
         let text = serde_json::to_string_pretty(&summary)?;
@@ -95,6 +82,33 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         bail!("a threshold failed");
     }
     Ok(())
+}
+
+/// Runs one scenario; with `common.monitor`, the run is announced there first and completed
+/// with its figures (or its error) after, and the summary gets the dashboard link.
+pub async fn announced(
+    common: &CommonArgs,
+    scenario: &'static str,
+    tags: BTreeMap<String, String>,
+    run: impl Future<Output = anyhow::Result<Summary>>,
+) -> anyhow::Result<Summary> {
+    let announcement = match &common.monitor {
+        Some(url) => announce::Announcement::start(url, &common.base_url, scenario, tags).await,
+        None => None,
+    };
+    match (run.await, announcement) {
+        (Ok(summary), None) => Ok(summary),
+        (Ok(mut summary), Some(announcement)) => {
+            summary.dashboard = Some(announcement.finish(&summary).await);
+            Ok(summary)
+        }
+        (Err(e), announcement) => {
+            if let Some(announcement) = announcement {
+                announcement.fail(&e).await;
+            }
+            Err(e)
+        }
+    }
 }
 
 /// The live progress line on stderr (drawn only on a terminal): elapsed, VUs, RPS, failures, p99.

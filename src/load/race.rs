@@ -84,11 +84,20 @@ pub fn tags(args: &RaceArgs) -> std::collections::BTreeMap<String, String> {
     ])
 }
 
-/// Runs the race and returns its summary; the elapsed time is from the barrier to the last answer.
+/// Runs the race with the users of `args.users` and returns its summary.
 pub async fn run(args: &RaceArgs) -> anyhow::Result<Summary> {
+    race(args, read_tokens(&args.users)?).await
+}
+
+/// Runs the race with these users' tokens (`args.users` unread); the elapsed time is from the
+/// barrier to the last answer.
+pub async fn race(args: &RaceArgs, tokens: Vec<String>) -> anyhow::Result<Summary> {
+    if tokens.is_empty() {
+        bail!("the race needs at least one user");
+    }
     raise_fd_limit();
     let target = Target::parse(&args.common.base_url).await?;
-    let tokens = Arc::new(read_tokens(&args.users)?);
+    let tokens = Arc::new(tokens);
     let stats = Stats::new();
     let barrier = Arc::new(Barrier::new(args.vus + 1));
     let body = Bytes::from(format!("{{\"couponId\":{}}}", args.coupon_id));

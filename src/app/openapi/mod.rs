@@ -24,7 +24,8 @@ pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
     info(title = "FastPick API", description = include_str!("info.md")),
     paths(auth::signup, auth::login, auth::refresh, coupons::list_coupons, coupons::get_coupon,
         issues::issue_coupon, my_coupons::list_my_coupons, admin::create_coupon,
-        experiment::current_switches, experiment::switch),
+        experiment::current_switches, experiment::switch,
+        experiment::users::lab_users, experiment::ledger::coupon_ledger),
     // The query parameters' schemas, which `params(..)` refers to but does not collect.
     components(schemas(crate::envelope::ErrorBody, crate::envelope::FieldError, types::SearchText,
         types::FilterType, types::PageParam, types::MyCouponFilter, types::AnyText)),

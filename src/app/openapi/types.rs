@@ -196,6 +196,20 @@ doc_schema!(
 );
 
 doc_schema!(
+    /// How many lab users: 1 to 10,000, or its decimal text.
+    LabUserCount => AnyOfBuilder::new()
+        .description(Some("1 to 10000; its decimal text is accepted too, as is an integral float."))
+        .item(ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(1))
+            .maximum(Some(crate::app::experiment::users::MAX_USERS)))
+        .item(text("Decimal text of 1 to 10000.")
+            .pattern(Some(format!(r"^\+?0*{}$", up_to("10000", false)))))
+        .examples([1000])
+        .into()
+);
+
+doc_schema!(
     /// The list's search text.
     SearchText => text("At most 50 characters once surrounding whitespace is trimmed; no NUL. \
         Words separated by spaces; each must prefix-match one of a coupon's keywords, \

@@ -110,6 +110,16 @@ pub async fn buildinfo() -> Response {
     }))
 }
 
+/// A time as Prometheus's target API writes it (RFC 3339); never is the zero time, as there.
+fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .filter(|_| ms > 0)
+        .map_or_else(
+            || "0001-01-01T00:00:00Z".to_owned(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+}
+
 /// `GET /api/v1/targets`: the active targets and their last scrape.
 pub async fn targets(State(monitor): State<Monitor>) -> Response {
     let active: Vec<_> = monitor
@@ -122,7 +132,7 @@ pub async fn targets(State(monitor): State<Monitor>) -> Response {
                 "scrapeUrl": target.endpoint(),
                 "health": if health.last_scrape_ms == 0 { "unknown" } else if health.up { "up" } else { "down" },
                 "lastError": health.last_error.unwrap_or_default(),
-                "lastScrape": seconds(health.last_scrape_ms),
+                "lastScrape": rfc3339(health.last_scrape_ms),
                 "lastScrapeDuration": health.last_duration.as_secs_f64(),
                 "scrapeInterval": format!("{}s", target.interval.as_secs_f64()),
                 "scrapeTimeout": format!("{}s", target.timeout.as_secs_f64()),

@@ -72,6 +72,13 @@ async fn reads_an_existing_prometheus_yml_and_answers_the_grafana_endpoints() {
     let target = &body["data"]["activeTargets"][0];
     assert_eq!(target["labels"]["job"], "from-yml", "{body}");
     assert_eq!(target["health"], "up", "{body}");
+    // RFC 3339, as Prometheus writes it: `fastpick lab` and other clients parse it.
+    assert!(
+        target["lastScrape"]
+            .as_str()
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok()),
+        "{body}"
+    );
 
     let (status, body) = monitor.get("/api/v1/status/buildinfo").await;
     assert_eq!(status, 200);

@@ -3,10 +3,13 @@
 //! `app.experiment_switch` is on, so a lab run needs no shell on VM1. Each change is written
 //! to the log (target `fastpick::audit`) and shows in `fastpick_experiment_info`.
 
+pub mod ledger;
+pub mod users;
+
 use std::sync::{Arc, RwLock};
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,10 +27,16 @@ use crate::envelope::{Envelope, ErrorBody, FieldError, ok};
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/admin/experiment",
-        get(current_switches).put(switch),
-    )
+    Router::new()
+        .route(
+            "/api/v1/admin/experiment",
+            get(current_switches).put(switch),
+        )
+        .route("/api/v1/admin/experiment/users", post(users::lab_users))
+        .route(
+            "/api/v1/admin/experiment/coupons/{id}",
+            get(ledger::coupon_ledger),
+        )
 }
 
 /// The switches in effect, with the gate and the cache they may need (both always built:
@@ -55,6 +64,11 @@ impl Experiment {
             gate,
             cache,
         }
+    }
+
+    /// Whether this deployment lets an ADMIN change the switches and use the lab's endpoints.
+    pub fn switchable(&self) -> bool {
+        self.switchable
     }
 
     fn read(&self) -> (IssueStrategy, CacheMode) {
@@ -128,20 +142,14 @@ pub struct SwitchRequest {
     pub search_cache: Option<String>,
 }
 
+/// The strategy with this config name (clap's value names are the config names).
 fn strategy_named(name: &str) -> Option<IssueStrategy> {
-    [
-        IssueStrategy::DbLock,
-        IssueStrategy::DbAtomic,
-        IssueStrategy::RedisGate,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == name)
+    clap::ValueEnum::from_str(name, false).ok()
 }
 
+/// The cache mode with this config name.
 fn cache_named(name: &str) -> Option<CacheMode> {
-    [CacheMode::Off, CacheMode::Redis]
-        .into_iter()
-        .find(|c| c.as_str() == name)
+    clap::ValueEnum::from_str(name, false).ok()
 }
 
 impl Validate for SwitchRequest {

@@ -100,7 +100,7 @@ pub struct Switches {
 
 /// One coupon's counter and rows, from the database.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all(deserialize = "camelCase"))]
 pub struct Ledger {
     pub total_quantity: i64,
     pub issued_quantity: i64,

@@ -72,9 +72,11 @@ impl Monitor {
                 .await
                 .map(|v| increase(&v)),
             redis_up_min: series("min(redis_up)".into()).await.map(|v| min(&v)),
-            app_cpu_seconds: series(format!(r#"sum(fastpick_process_cpu_seconds{{job="{job}"}})"#))
-                .await
-                .map(|v| increase(&v)),
+            app_cpu_seconds: series(format!(
+                r#"sum(fastpick_process_cpu_seconds{{job="{job}"}})"#
+            ))
+            .await
+            .map(|v| increase(&v)),
         }
     }
 

@@ -231,10 +231,12 @@ async fn openapi_document_lists_every_route_the_server_answers() {
     listed.sort();
     let expected = [
         "GET /api/v1/admin/experiment",
+        "GET /api/v1/admin/experiment/coupons/{id}",
         "GET /api/v1/coupons",
         "GET /api/v1/coupons/{id}",
         "GET /api/v1/my/coupons",
         "POST /api/v1/admin/coupons",
+        "POST /api/v1/admin/experiment/users",
         "POST /api/v1/auth/login",
         "POST /api/v1/auth/refresh",
         "POST /api/v1/auth/signup",

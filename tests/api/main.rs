@@ -7,6 +7,7 @@ mod cli;
 mod coupons;
 mod helpers;
 mod issues;
+mod lab;
 mod layout;
 mod load;
 mod monitor;

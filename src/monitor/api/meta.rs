@@ -5,7 +5,7 @@ use axum::response::Response;
 use serde_json::json;
 
 use super::query::labels_json;
-use super::{ApiError, Params, seconds, success};
+use super::{ApiError, Params, success};
 use crate::monitor::Monitor;
 use crate::monitor::promql::selector_matchers;
 use crate::monitor::series::Matcher;

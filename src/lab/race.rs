@@ -113,16 +113,11 @@ pub async fn run(args: &RaceLabArgs) -> anyhow::Result<()> {
         "Issue race: {} VUs for a stock of {} at {}",
         args.vus, args.stock, common.base_url
     );
-    println!("\n{title}\n\n{}", table.text());
-    let notes = notes(&report.rows);
-    for note in &notes {
-        println!("{note}");
-    }
-    report::write(
+    report::publish(
         &report,
         &title,
         &table,
-        &notes,
+        &notes(&report.rows),
         common.json.as_deref(),
         common.markdown.as_deref(),
     )?;

@@ -140,8 +140,24 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// Prints the table under its title with its notes, then writes the report files asked for.
+pub fn publish(
+    report: &impl Serialize,
+    title: &str,
+    table: &Table,
+    notes: &[String],
+    json: Option<&Path>,
+    markdown: Option<&Path>,
+) -> anyhow::Result<()> {
+    println!("\n{title}\n\n{}", table.text());
+    for note in notes {
+        println!("{note}");
+    }
+    write(report, title, table, notes, json, markdown)
+}
+
 /// Writes the JSON report and the Markdown one where asked.
-pub fn write(
+fn write(
     report: &impl Serialize,
     title: &str,
     table: &Table,

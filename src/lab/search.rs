@@ -100,16 +100,11 @@ pub async fn run(args: &SearchLabArgs) -> anyhow::Result<()> {
         humantime::format_duration(args.duration),
         common.base_url
     );
-    println!("\n{title}\n\n{}", table.text());
-    let notes = notes(&report.rows);
-    for note in &notes {
-        println!("{note}");
-    }
-    report::write(
+    report::publish(
         &report,
         &title,
         &table,
-        &notes,
+        &notes(&report.rows),
         common.json.as_deref(),
         common.markdown.as_deref(),
     )?;

@@ -195,6 +195,12 @@ impl Admin {
                 Some(json!({ "count": count })),
             )
             .await?;
+        if users.users.len() < count {
+            bail!(
+                "the app handed out {} of {count} lab users: lab<N>@lab.fastpick.test addresses taken by signed-up accounts are never handed out",
+                users.users.len()
+            );
+        }
         Ok(users.users.into_iter().map(|u| u.access_token).collect())
     }
 

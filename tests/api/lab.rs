@@ -135,6 +135,21 @@ async fn lab_users_act_only_through_their_tokens() {
             .await
             .expect("row");
     assert_eq!(Some(owner), users[0]["id"].as_i64());
+    // An account signed up under a lab address is never handed out.
+    let signup = json!({"email": "lab5@lab.fastpick.test", "password": "password123", "name": "x"});
+    assert_eq!(
+        app.post("/api/v1/auth/signup", None, signup).await.status,
+        200
+    );
+    let five = app.post(path, Some(&admin), json!({"count": 5})).await;
+    let five_emails: Vec<&str> = five.data()["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["email"].as_str())
+        .collect();
+    assert_eq!(five_emails.len(), 4, "{five_emails:?}");
+    assert!(!five_emails.contains(&"lab5@lab.fastpick.test"));
     for password in ["", "password123", "!lab-user: tokens only"] {
         let login = json!({"email": "lab1@lab.fastpick.test", "password": password});
         let r = app.post("/api/v1/auth/login", None, login).await;

@@ -2,7 +2,8 @@
 //! and the load host has no database access. An ADMIN asks for N users and gets their access
 //! tokens; the users are `lab1@lab.fastpick.test` … `labN@lab.fastpick.test`, made on first
 //! use and reused after. They have no password that any login accepts: only these tokens
-//! (valid for `auth.access_token_ttl`) act for them. Off unless `app.experiment_switch`.
+//! (valid for `auth.access_token_ttl`) act for them. An account that someone signed up under
+//! such an address is never handed out: it has a password. Off unless `app.experiment_switch`.
 
 use axum::Json;
 use axum::extract::State;
@@ -103,9 +104,10 @@ pub(super) async fn lab_users(
     .await?;
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "select u.id, u.email from unnest($1::text[]) with ordinality as t(e, n)
-         join tb_user u on u.email = t.e and u.role = 'USER' order by t.n",
+         join tb_user u on u.email = t.e and u.role = 'USER' and u.password = $2 order by t.n",
     )
     .bind(&emails)
+    .bind(NO_PASSWORD)
     .fetch_all(&state.db)
     .await?;
     let tokens = state.tokens.clone();

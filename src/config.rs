@@ -486,6 +486,10 @@ const LEGACY_ENV: [(&str, &str); 6] = [
     ("REDIS_PORT", "redis.port"),
 ];
 
+/// `FASTPICK_` variables that are not config keys: the config file's name, and the tools'
+/// own (`fastpick load`/`lab --monitor`, `lab`'s admin, the deploy script's binary).
+const NOT_CONFIG_ENV: [&str; 5] = ["config", "monitor", "admin_email", "admin_password", "bin"];
+
 /// Secrets from the environment: (FASTPICK_ name, original name). They are taken byte for
 /// byte, never parsed as numbers or quoted strings the way other environment values are.
 const SECRET_ENV: [(&str, &str); 3] = [
@@ -513,10 +517,13 @@ impl Settings {
                 .find(|(name, _)| key == *name)
                 .map(|(_, target)| (*target).into())
         });
-        // FASTPICK_CONFIG names the file itself (the --config flag), not a key in it.
+        // FASTPICK_CONFIG names the file itself (the --config flag), not a key in it; the
+        // tools' own variables are not keys either.
         let prefixed = Env::prefixed("FASTPICK_")
             .filter(|key| {
-                !key.as_str().eq_ignore_ascii_case("config")
+                !NOT_CONFIG_ENV
+                    .iter()
+                    .any(|name| key.as_str().eq_ignore_ascii_case(name))
                     && !SECRET_ENV
                         .iter()
                         .any(|(name, _)| name[9..].eq_ignore_ascii_case(key.as_str()))
@@ -727,6 +734,11 @@ mod tests {
             jail.set_env("SECRET_KEY", "0123456789abcdef0123456789abcdef");
             jail.set_env("FASTPICK_AUTH__ACCESS_TOKEN_TTL", "15m");
             jail.set_env("FASTPICK_CONFIG", "f.toml");
+            // The tools' own variables are not keys (FASTPICK_MONITOR would be a table).
+            jail.set_env("FASTPICK_MONITOR", "http://127.0.0.1:9090");
+            jail.set_env("FASTPICK_ADMIN_EMAIL", "admin@fastpick.local");
+            jail.set_env("FASTPICK_ADMIN_PASSWORD", "not a key");
+            jail.set_env("FASTPICK_BIN", "target/release/fastpick");
             let s = Settings::load(Some(Path::new("f.toml"))).expect("loads");
             assert_eq!(s.database.host, "legacy-host");
             assert_eq!(s.database.port, 2222);

@@ -135,6 +135,49 @@ async fn restore(admin: &Admin, before: &Switches) {
     }
 }
 
+/// Runs `one` for each variant in turn, stopping at the first that fails, then puts the
+/// switches back; returns the rows made and how the runs ended.
+async fn each<V, R, Fut>(
+    admin: &Admin,
+    before: &Switches,
+    variants: &[V],
+    label: fn(V) -> &'static str,
+    mut one: impl FnMut(V) -> Fut,
+) -> (Vec<R>, anyhow::Result<()>)
+where
+    V: Copy,
+    Fut: Future<Output = anyhow::Result<R>>,
+{
+    let mut rows = Vec::new();
+    let mut ran = Ok(());
+    for &variant in variants {
+        match one(variant).await {
+            Ok(row) => rows.push(row),
+            Err(e) => {
+                ran = Err(e.context(format!("the run with {} failed", label(variant))));
+                break;
+            }
+        }
+    }
+    restore(admin, before).await;
+    (rows, ran)
+}
+
+/// The experiment's outcome once its report is out: a failed run, or the variants that
+/// missed (`what` says how), fail the command.
+fn verdict<'a>(
+    ran: anyhow::Result<()>,
+    missed: impl Iterator<Item = &'a str>,
+    what: &str,
+) -> anyhow::Result<()> {
+    ran?;
+    let missed: Vec<&str> = missed.collect();
+    if !missed.is_empty() {
+        anyhow::bail!("{what}: {}", missed.join(", "));
+    }
+    Ok(())
+}
+
 /// Runs an experiment; fails when a variant was not exact or missed its thresholds.
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     match args.experiment {

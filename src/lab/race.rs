@@ -15,7 +15,7 @@ use crate::config::IssueStrategy;
 use crate::lab::api::{Admin, Ledger};
 use crate::lab::report::{self, Table, count, figure};
 use crate::lab::server::{Monitor, ServerFigures};
-use crate::lab::{LabCommon, restore};
+use crate::lab::{LabCommon, each, verdict};
 use crate::load::race::{RaceArgs, race};
 use crate::load::{announced, race as load_race};
 
@@ -89,18 +89,14 @@ pub async fn run(args: &RaceLabArgs) -> anyhow::Result<()> {
     let (admin, before) = common.admin().await?;
     let monitor = common.monitor()?;
     let tokens = admin.lab_users(args.vus).await?;
-    let mut rows = Vec::new();
-    let mut ran = Ok(());
-    for &strategy in &args.strategies {
-        match one(args, &admin, monitor.as_ref(), &tokens, strategy).await {
-            Ok(row) => rows.push(row),
-            Err(e) => {
-                ran = Err(e.context(format!("the {} race failed", strategy.as_str())));
-                break;
-            }
-        }
-    }
-    restore(&admin, &before).await;
+    let (rows, ran) = each(
+        &admin,
+        &before,
+        &args.strategies,
+        IssueStrategy::as_str,
+        |strategy| one(args, &admin, monitor.as_ref(), &tokens, strategy),
+    )
+    .await;
     let report = RaceReport {
         experiment: "race",
         base_url: common.base_url.clone(),
@@ -121,17 +117,8 @@ pub async fn run(args: &RaceLabArgs) -> anyhow::Result<()> {
         common.json.as_deref(),
         common.markdown.as_deref(),
     )?;
-    ran?;
-    let inexact: Vec<&str> = report
-        .rows
-        .iter()
-        .filter(|r| !r.exact)
-        .map(|r| r.strategy)
-        .collect();
-    if !inexact.is_empty() {
-        anyhow::bail!("not exact: {}", inexact.join(", "));
-    }
-    Ok(())
+    let inexact = report.rows.iter().filter(|r| !r.exact).map(|r| r.strategy);
+    verdict(ran, inexact, "not exact")
 }
 
 /// Races one strategy on a fresh coupon.

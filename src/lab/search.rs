@@ -12,7 +12,7 @@ use crate::config::SearchCache;
 use crate::lab::api::Admin;
 use crate::lab::report::{self, Table, count, figure};
 use crate::lab::server::{Monitor, ServerFigures};
-use crate::lab::{LabCommon, restore};
+use crate::lab::{LabCommon, each, verdict};
 use crate::load::announced;
 use crate::load::search::{self as load_search, SearchArgs};
 
@@ -74,18 +74,14 @@ pub async fn run(args: &SearchLabArgs) -> anyhow::Result<()> {
     let common = &args.common;
     let (admin, before) = common.admin().await?;
     let monitor = common.monitor()?;
-    let mut rows = Vec::new();
-    let mut ran = Ok(());
-    for &cache in &args.caches {
-        match one(args, &admin, monitor.as_ref(), cache).await {
-            Ok(row) => rows.push(row),
-            Err(e) => {
-                ran = Err(e.context(format!("the search with cache {} failed", cache.as_str())));
-                break;
-            }
-        }
-    }
-    restore(&admin, &before).await;
+    let (rows, ran) = each(
+        &admin,
+        &before,
+        &args.caches,
+        SearchCache::as_str,
+        |cache| one(args, &admin, monitor.as_ref(), cache),
+    )
+    .await;
     let report = SearchReport {
         experiment: "search",
         base_url: common.base_url.clone(),
@@ -108,17 +104,8 @@ pub async fn run(args: &SearchLabArgs) -> anyhow::Result<()> {
         common.json.as_deref(),
         common.markdown.as_deref(),
     )?;
-    ran?;
-    let missed: Vec<&str> = report
-        .rows
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| r.cache)
-        .collect();
-    if !missed.is_empty() {
-        anyhow::bail!("thresholds missed with cache {}", missed.join(", "));
-    }
-    Ok(())
+    let missed = report.rows.iter().filter(|r| !r.passed).map(|r| r.cache);
+    verdict(ran, missed, "thresholds missed with cache")
 }
 
 /// The ramp and the plateau as load stages.

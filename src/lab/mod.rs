@@ -151,7 +151,12 @@ where
     let mut rows = Vec::new();
     let mut ran = Ok(());
     for &variant in variants {
-        match one(variant).await {
+        // Ctrl-C ends the run, not the process, so the switches are still put back.
+        let result = tokio::select! {
+            result = one(variant) => result,
+            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        };
+        match result {
             Ok(row) => rows.push(row),
             Err(e) => {
                 ran = Err(e.context(format!("the run with {} failed", label(variant))));

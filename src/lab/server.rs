@@ -70,13 +70,13 @@ impl Monitor {
                 .map(|v| max(&v)),
             redis_commands: series("sum(redis_commands_total)".into())
                 .await
-                .map(|v| increase(&v)),
+                .and_then(|v| increase(&v)),
             redis_up_min: series("min(redis_up)".into()).await.map(|v| min(&v)),
             app_cpu_seconds: series(format!(
                 r#"sum(fastpick_process_cpu_seconds{{job="{job}"}})"#
             ))
             .await
-            .map(|v| increase(&v)),
+            .and_then(|v| increase(&v)),
         }
     }
 
@@ -191,12 +191,15 @@ fn min(values: &[f64]) -> f64 {
     values.iter().copied().reduce(f64::min).unwrap_or(f64::NAN)
 }
 
-/// How much a counter grew over the values, counting a drop as a restart from 0.
-pub fn increase(values: &[f64]) -> f64 {
-    values
-        .windows(2)
-        .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
-        .sum()
+/// How much a counter grew over the values, counting a drop as a restart from 0; `None`
+/// from fewer than two values (a target first scraped after the run tells nothing).
+pub fn increase(values: &[f64]) -> Option<f64> {
+    (values.len() >= 2).then(|| {
+        values
+            .windows(2)
+            .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
+            .sum()
+    })
 }
 
 #[cfg(test)]
@@ -205,10 +208,11 @@ mod tests {
 
     #[test]
     fn a_counter_grows_across_a_restart() {
-        assert_eq!(increase(&[10.0, 12.0, 15.0]), 5.0);
-        assert_eq!(increase(&[10.0, 12.0, 3.0, 4.0]), 2.0 + 3.0 + 1.0);
-        assert_eq!(increase(&[7.0]), 0.0);
-        assert_eq!(increase(&[]), 0.0);
+        assert_eq!(increase(&[10.0, 12.0, 15.0]), Some(5.0));
+        assert_eq!(increase(&[10.0, 12.0, 3.0, 4.0]), Some(2.0 + 3.0 + 1.0));
+        assert_eq!(increase(&[7.0, 7.0]), Some(0.0));
+        assert_eq!(increase(&[7.0]), None);
+        assert_eq!(increase(&[]), None);
     }
 
     #[test]

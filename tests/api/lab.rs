@@ -307,3 +307,104 @@ async fn a_lab_against_an_app_that_refuses_switches_says_how_to_allow_them() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lab_race_reads_what_the_servers_did_from_the_monitor() {
+    use crate::monitor::{TestMonitor, job, monitor_settings};
+    let app = lab_app().await;
+    let redis_port = app.redis.as_ref().expect("own redis").port;
+    let servers = crate::helpers::test_settings(app.db_port, &app.db_name, redis_port);
+    // Every 2 s: a debug-built app on a busy machine can miss a shorter scrape timeout.
+    let every = Duration::from_secs(2);
+    let target = app.base.trim_start_matches("http://").to_owned();
+    let mut settings = monitor_settings(vec![job(
+        "fastpick-app",
+        &target,
+        "/actuator/prometheus",
+        every,
+    )]);
+    settings.monitor.scrape_interval = every;
+    settings.monitor.scrape_timeout = every;
+    settings.monitor.postgres = true;
+    settings.monitor.redis = true;
+    settings.database = servers.database.clone();
+    settings.redis = servers.redis.clone();
+    let monitor = TestMonitor::start(settings).await;
+    // The app, PostgreSQL and Redis scraped once before the lab starts, as on a running lab.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, body) = monitor
+            .get(&format!(
+                "/api/v1/query?query={}",
+                crate::monitor::enc("count(up == 1)")
+            ))
+            .await;
+        let up = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if up >= 3.0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "targets never up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dir = temp_dir("monitored");
+    let credentials = admin_credentials(&app, &dir).await;
+    let mut common = common(&app, credentials, &dir);
+    common.no_monitor = false;
+    common.monitor = monitor.base.clone();
+    let args = RaceLabArgs {
+        common,
+        vus: 40,
+        stock: 10,
+        strategies: vec![IssueStrategy::DbLock, IssueStrategy::RedisGate],
+    };
+    fastpick::lab::race::run(&args)
+        .await
+        .expect("every race exact");
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("json"))
+            .expect("parses");
+    for row in report["rows"].as_array().expect("rows") {
+        let server = &row["server"];
+        assert_eq!(server["redis_up_min"], 1.0, "{row}");
+        assert!(server["pg_active_max"].is_number(), "{row}");
+        assert!(server["pg_lock_waits_max"].is_number(), "{row}");
+        assert!(
+            server["app_cpu_seconds"].as_f64().is_some_and(|s| s > 0.0),
+            "{row}"
+        );
+        // Each race is a band on the dashboard.
+        assert!(
+            row["dashboard"]
+                .as_str()
+                .is_some_and(|l| l.starts_with(&monitor.base) && l.contains("#/race?")),
+            "{row}"
+        );
+    }
+    let gate = &report["rows"][1]["server"];
+    // The gate's scripts: at least one Redis command per request.
+    assert!(
+        gate["redis_commands"].as_f64().is_some_and(|n| n >= 40.0),
+        "{gate}"
+    );
+    let (_, body) = monitor.get("/api/v1/annotations").await;
+    let titles: Vec<String> = body["data"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n["title"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        titles.iter().any(|t| t.contains("redis-gate")),
+        "{titles:?}"
+    );
+    monitor.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -13,6 +13,10 @@ use super::{TestMonitor, enc, fixture, get_json, job, monitor_settings};
 /// for 30 s windows to lie wholly inside both scrapers' data, with no counter reset (every
 /// 20 s) near a window's edge.
 const EVAL_AT: f64 = 45.0;
+/// The queries' range window (`[30s]`).
+const WINDOW_S: f64 = 30.0;
+/// The range queries cover this long before the evaluation instant.
+const RANGE_SPAN_S: f64 = 6.0;
 
 /// A query and how far apart the answers may be (relative).
 struct Case {
@@ -273,7 +277,16 @@ async fn answers_as_prometheus_does_on_the_same_scrapes() {
     let prom = format!("http://127.0.0.1:{}", prometheus.port);
     let client = reqwest::Client::new();
 
-    let eval_ms = fixture.t0_ms + (EVAL_AT * 1000.0) as i64;
+    // Every window must begin after both scrapers have data: a first scrape later than a
+    // window's start changes rate()'s extrapolation there (under stress-ng, Prometheus was
+    // ready some seconds after the fixture, and the range's first point differed by 1%).
+    // Later by whole reset periods, so the windows keep their distance from the resets.
+    let ready_s = (fastpick::monitor::scrape::now_ms() - fixture.t0_ms) as f64 / 1000.0;
+    let mut eval_at = EVAL_AT;
+    while eval_at - RANGE_SPAN_S - WINDOW_S < ready_s + 2.0 {
+        eval_at += fixture::RESET_EVERY;
+    }
+    let eval_ms = fixture.t0_ms + (eval_at * 1000.0) as i64;
     wait_until_ms(eval_ms + 2_000).await;
     let at = format!("{:.3}", eval_ms as f64 / 1000.0);
     let mut failures = Vec::new();
@@ -304,7 +317,10 @@ async fn answers_as_prometheus_does_on_the_same_scrapes() {
         "ephemeral seen at +10 s in both jobs: {}",
         ours.1
     );
-    let start = format!("{:.3}", (eval_ms - 10_000) as f64 / 1000.0);
+    let start = format!(
+        "{:.3}",
+        (eval_ms - (RANGE_SPAN_S * 1000.0) as i64) as f64 / 1000.0
+    );
     for case in RANGE_CASES {
         let path = format!(
             "/api/v1/query_range?query={}&start={start}&end={at}&step=2",

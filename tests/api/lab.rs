@@ -46,6 +46,12 @@ fn common(app: &TestApp, credentials: PathBuf, dir: &std::path::Path) -> LabComm
     }
 }
 
+/// The JSON report a lab run wrote into `dir`.
+fn read_report(dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).expect("json");
+    serde_json::from_str(&text).expect("parses")
+}
+
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("fastpick-lab-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -225,9 +231,7 @@ async fn lab_race_checks_every_strategy_and_puts_the_switches_back() {
     fastpick::lab::race::run(&args)
         .await
         .expect("every race exact");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("json"))
-            .expect("parses");
+    let report = read_report(&dir);
     let rows = report["rows"].as_array().expect("rows");
     let strategies: Vec<&str> = rows.iter().filter_map(|r| r["strategy"].as_str()).collect();
     assert_eq!(strategies, ["db-lock", "db-atomic", "redis-gate"]);
@@ -270,9 +274,7 @@ async fn lab_search_runs_cache_off_and_on() {
     fastpick::lab::search::run(&args)
         .await
         .expect("thresholds hold");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("json"))
-            .expect("parses");
+    let report = read_report(&dir);
     let rows = report["rows"].as_array().expect("rows");
     let caches: Vec<&str> = rows.iter().filter_map(|r| r["cache"].as_str()).collect();
     assert_eq!(caches, ["off", "redis"]);
@@ -366,9 +368,7 @@ async fn lab_race_reads_what_the_servers_did_from_the_monitor() {
     fastpick::lab::race::run(&args)
         .await
         .expect("every race exact");
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).expect("json"))
-            .expect("parses");
+    let report = read_report(&dir);
     for row in report["rows"].as_array().expect("rows") {
         let server = &row["server"];
         assert_eq!(server["redis_up_min"], 1.0, "{row}");

@@ -5,8 +5,8 @@
 //! - `--role app`: the API on a work-stealing runtime of its own; SIGTERM or SIGINT drains.
 //! - any role set with `proxy`: pingora owns the process. SIGTERM drains (in-flight requests
 //!   finish), SIGINT stops at once, SIGQUIT hands the listening socket to a new process
-//!   started with `--upgrade` and then drains: a zero-downtime upgrade. Each process has its
-//!   own in-process app socket, so the old and the new one never share it.
+//!   started with `--upgrade` and then drains: a zero-downtime upgrade. With the app, each
+//!   process has its own app (pools and all) on the proxy's runtime, reached without a socket.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,15 +15,16 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use async_trait::async_trait;
 use pingora::server::configuration::{Opt, ServerConf};
-use pingora::server::{RunArgs, Server, ShutdownWatch};
-use pingora::services::ServiceReadyNotifier;
+use pingora::server::{ListenFds, RunArgs, Server, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
+use pingora::services::{ServiceReadyNotifier, ServiceWithDependents};
 
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
+use crate::proxy::hop::Hop;
 use crate::proxy::upstream::{Pool, Remote};
 use crate::role::{Role, RoleSet};
 
@@ -155,8 +156,7 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Where pingora keeps its pid file and upgrade socket, and we the in-process app's socket:
-/// systemd's RuntimeDirectory (one per unit) when set, else the temp dir, named after the
+/// Where pingora keeps its pid file and upgrade socket: systemd's RuntimeDirectory (one per unit) when set, else the temp dir, named after the
 /// listen port.
 pub fn runtime_path(settings: &Settings, what: &str) -> PathBuf {
     match std::env::var_os("RUNTIME_DIRECTORY") {
@@ -165,15 +165,6 @@ pub fn runtime_path(settings: &Settings, what: &str) -> PathBuf {
             std::env::temp_dir().join(format!("fastpick-{}-{what}", settings.proxy.listen.port()))
         }
     }
-}
-
-/// A name part no other live process uses (pid and start time).
-fn unique_suffix() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!("{}-{nanos:x}", std::process::id())
 }
 
 /// Runs the proxy (and the app, when asked) as pingora services.
@@ -193,25 +184,25 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         daemon: process.daemon,
         ..Opt::default()
     };
-    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&settings));
+    let mut server = Server::new_with_opt_and_conf(opt, pingora_conf(&settings, with_app));
     // As a service, so it runs after daemonizing: the starting process returns at once and
     // the new one waits (pingora retries for 5 s) for the old one's SIGQUIT to hand the
     // listening socket over.
     let bootstrap = server.bootstrap_as_a_service();
-    let mut in_process_app = None;
-    let pool = if cfg.upstreams.is_empty() {
+    let proxy = if cfg.upstreams.is_empty() {
         if !with_app {
             bail!(
                 "proxy.upstreams is empty: list the app instances (ip:port), or run --role proxy+app"
             );
         }
-        // Named for this process: during an upgrade the old and the new app both run.
-        let socket = runtime_path(&settings, &format!("app-{}.sock", unique_suffix()));
-        let (app, handle) = SideRole::app(&settings, socket.clone());
-        let app = server.add_service(background_service("app", app));
-        app.add_dependency(&bootstrap);
-        in_process_app = Some((app, handle));
-        Pool::InProcess(socket.display().to_string())
+        let hop = Arc::new(Hop::default());
+        let proxy =
+            crate::proxy::service(&server.configuration, &cfg, Pool::InProcess(hop.clone()))?;
+        server.add_service(ProxyWithApp {
+            proxy,
+            hop,
+            settings: settings.clone(),
+        })
     } else {
         if with_app {
             bail!(
@@ -222,14 +213,10 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         let checks = background_service("health checks", Remote::balancer(&cfg)?);
         let remote = Remote::new(&cfg, checks.task());
         server.add_service(checks);
-        Pool::Remote(remote)
+        let pool = Pool::Remote(remote);
+        server.add_service(crate::proxy::service(&server.configuration, &cfg, pool)?)
     };
-    let service = crate::proxy::service(&server.configuration, &cfg, pool)?;
-    let proxy = server.add_service(service);
     proxy.add_dependency(&bootstrap);
-    if let Some((app, _)) = &in_process_app {
-        proxy.add_dependency(app);
-    }
     let monitor = roles.contains(Role::Monitor).then(|| {
         let (monitor, handle) = SideRole::monitor(&settings);
         server
@@ -240,9 +227,6 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
     tracing::info!(listen = %cfg.listen, upstreams = ?cfg.upstreams, in_process_app = with_app, "proxy role ready");
     server.run(RunArgs::default());
     tracing::info!("proxy role stopped");
-    if let Some((_, handle)) = in_process_app {
-        handle.stop();
-    }
     if let Some(handle) = monitor {
         handle.stop();
     }
@@ -250,12 +234,14 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
 }
 
 /// pingora's settings from ours: threads, runtimes, grace periods, pid file, upgrade socket.
-fn pingora_conf(settings: &Settings) -> ServerConf {
+fn pingora_conf(settings: &Settings, with_app: bool) -> ServerConf {
     ServerConf {
         threads: settings.proxy.threads.max(1),
-        // One runtime per thread, each keeping its connections (nginx's worker model): no
-        // task stealing between threads, measured 10-20% more requests per second here.
-        work_stealing: false,
+        // The proxy alone: one runtime per thread, each keeping its connections (nginx's
+        // worker model): no task stealing between threads, measured 10-20% more requests per
+        // second here. With the app: one work-stealing runtime, as the app has alone, so its
+        // database and Redis sockets are served by the threads that run its handlers.
+        work_stealing: with_app,
         grace_period_seconds: Some(GRACE_PERIOD.as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.app.shutdown_grace.as_secs().max(1)),
         pid_file: runtime_path(settings, "proxy.pid").display().to_string(),
@@ -263,6 +249,57 @@ fn pingora_conf(settings: &Settings) -> ServerConf {
         // Not `daemon_wait_for_ready`: pingora's parent installs its SIGUSR1 handler after
         // forking, and a quick child's signal then kills it (seen in the upgrade test).
         ..ServerConf::default()
+    }
+}
+
+/// `--role proxy+app`: the proxy's listening service, with the app built first on the
+/// same runtime (its pools and Redis client live there) and handed to the proxy's
+/// in-process hop. The proxy accepts only once the app is ready; the app exits the process
+/// when it cannot start, since a proxy without its app would answer 502 forever. Its pools
+/// close with the runtime, after pingora has drained the proxy's requests.
+struct ProxyWithApp {
+    proxy: crate::proxy::ProxyService,
+    hop: Arc<Hop>,
+    settings: Settings,
+}
+
+#[async_trait]
+impl ServiceWithDependents for ProxyWithApp {
+    async fn start_service(
+        &mut self,
+        fds: Option<ListenFds>,
+        shutdown: ShutdownWatch,
+        listeners_per_fd: usize,
+        ready: ServiceReadyNotifier,
+    ) {
+        let router = match crate::app::build_state(&self.settings)
+            .await
+            .and_then(|state| crate::app::router(state, &self.settings.app.cors_allowed_origins))
+        {
+            Ok(router) => router,
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "in-process app failed to start");
+                std::process::exit(1);
+            }
+        };
+        self.hop.set(router);
+        tracing::info!("in-process app ready");
+        ServiceWithDependents::start_service(
+            &mut self.proxy,
+            fds,
+            shutdown,
+            listeners_per_fd,
+            ready,
+        )
+        .await;
+    }
+
+    fn name(&self) -> &str {
+        ServiceWithDependents::name(&self.proxy)
+    }
+
+    fn threads(&self) -> Option<usize> {
+        ServiceWithDependents::threads(&self.proxy)
     }
 }
 
@@ -313,41 +350,6 @@ impl SideRole {
             stop: stop_tx,
         };
         (role, handle)
-    }
-
-    /// The app on a Unix socket; exits the process when it cannot start, since a proxy
-    /// without its app would answer 502 forever.
-    fn app(settings: &Settings, socket: PathBuf) -> (Self, SideHandle) {
-        let settings = settings.clone();
-        let launch: Launch = Box::new(move |runtime, mut stop, ready| {
-            let (settings, socket) = (settings.clone(), socket.clone());
-            runtime.spawn(async move {
-                let state = match crate::app::build_state(&settings).await {
-                    Ok(state) => state,
-                    Err(e) => {
-                        tracing::error!(error = %e, "in-process app failed to start");
-                        std::process::exit(1);
-                    }
-                };
-                let _ = std::fs::remove_file(&socket);
-                let listener = match tokio::net::UnixListener::bind(&socket) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, socket = %socket.display(), "in-process app failed to bind");
-                        std::process::exit(1);
-                    }
-                };
-                ready.notify_ready();
-                let stopped = async move {
-                    let _ = stop.wait_for(|stop| *stop).await;
-                };
-                if let Err(e) = crate::app::serve(&settings, state, listener, stopped).await {
-                    tracing::error!(error = %e, "in-process app failed");
-                }
-                let _ = std::fs::remove_file(&socket);
-            })
-        });
-        SideRole::new("app", launch)
     }
 
     /// The monitor on `monitor.listen`; exits the process when it cannot start.

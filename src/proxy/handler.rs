@@ -18,6 +18,7 @@ use crate::config::{AccessLog, ProxyConfig};
 use crate::envelope::{Code, ErrorBody};
 use crate::metrics::exposition::Format;
 use crate::proxy::allow::AllowList;
+use crate::proxy::hop::{Call, Hop, X_REQUEST_ID};
 use crate::proxy::limit::RateLimiter;
 use crate::proxy::metrics::ProxyMetrics;
 use crate::proxy::upstream::{Picked, Pool, peer};
@@ -125,6 +126,26 @@ fn request_id_value(ctx: &Ctx) -> HeaderValue {
     HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-"))
 }
 
+/// The headers the app gets from the proxy: the client's address (nginx's `X-Real-IP`,
+/// `X-Forwarded-For` appended to what came in), the scheme and the request id.
+fn forwarding(prior: Option<&HeaderValue>, ctx: &Ctx) -> Vec<(HeaderName, HeaderValue)> {
+    let client = ctx.client_ip.map_or_else(String::new, |ip| ip.to_string());
+    let forwarded = match prior.and_then(|v| v.to_str().ok()) {
+        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
+        _ => client.clone(),
+    };
+    let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
+    vec![
+        (HeaderName::from_static("x-real-ip"), value(client)),
+        (HeaderName::from_static("x-forwarded-for"), value(forwarded)),
+        (
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static("http"),
+        ),
+        (X_REQUEST_ID, request_id_value(ctx)),
+    ]
+}
+
 /// An error envelope response.
 async fn respond_error(session: &mut Session, ctx: &Ctx, code: Code) -> Result<()> {
     let headers = [
@@ -170,6 +191,23 @@ impl Proxy {
             request_id_value(ctx),
         ));
         respond(session, status, &headers, body).await
+    }
+
+    /// Hands the request to the app in this process and writes its answer.
+    async fn hop(&self, hop: &Hop, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        ctx.picked = Some(Picked::InProcess);
+        let call = Call {
+            headers: forwarding(session.get_header("x-forwarded-for"), ctx),
+            request_id: request_id_value(ctx),
+            read_timeout: self.cfg.read_timeout,
+            max_body_bytes: self.cfg.max_body_bytes,
+            upstream_seconds: &mut ctx.upstream_seconds,
+        };
+        let served = hop.serve(session, call).await;
+        if let Some(seconds) = ctx.upstream_seconds {
+            self.metrics.upstream_time(ctx.picked, seconds);
+        }
+        served
     }
 
     fn access_log(&self, session: &Session, ctx: &Ctx, status: u16) {
@@ -292,6 +330,10 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
         }
+        if let Pool::InProcess(hop) = self.pool.as_ref() {
+            self.hop(hop, session, ctx).await?;
+            return Ok(true);
+        }
         Ok(false)
     }
 
@@ -314,7 +356,13 @@ impl ProxyHttp for Proxy {
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let picked = match self.pool.as_ref() {
-            Pool::InProcess(_) => Picked::InProcess,
+            // request_filter has answered every request for the in-process app.
+            Pool::InProcess(_) => {
+                return Err(Error::explain(
+                    ErrorType::InternalError,
+                    "no socket upstream for the in-process app",
+                ));
+            }
             Pool::Remote(remote) => {
                 let Some(addr) = remote.pick(&ctx.tried) else {
                     return Err(Error::explain(
@@ -324,12 +372,12 @@ impl ProxyHttp for Proxy {
                 };
                 ctx.tried.push(addr);
                 remote.begin(addr);
-                Picked::Remote(addr)
+                addr
             }
         };
-        ctx.picked = Some(picked);
+        ctx.picked = Some(Picked::Remote(picked));
         ctx.upstream_started = Some(Instant::now());
-        peer(&self.cfg, &self.pool, picked)
+        Ok(peer(&self.cfg, picked))
     }
 
     fn fail_to_connect(
@@ -356,19 +404,9 @@ impl ProxyHttp for Proxy {
         upstream: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        let client = ctx.client_ip.map_or_else(String::new, |ip| ip.to_string());
-        let forwarded = match upstream
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
-            _ => client.clone(),
-        };
-        upstream.insert_header("x-real-ip", client)?;
-        upstream.insert_header("x-forwarded-for", forwarded)?;
-        upstream.insert_header("x-forwarded-proto", "http")?;
-        upstream.insert_header("x-request-id", ctx.request_id.clone())?;
+        for (name, value) in forwarding(upstream.headers.get("x-forwarded-for"), ctx) {
+            upstream.insert_header(name, value)?;
+        }
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 pub mod allow;
 pub mod downstream;
 pub mod handler;
+pub mod hop;
 pub mod limit;
 pub mod metrics;
 pub mod upstream;

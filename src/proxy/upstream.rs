@@ -1,8 +1,8 @@
 //! The app upstreams: round-robin or least-connections over the healthy ones. Health is
 //! active (GET /actuator/health/ping every `proxy.health_check_interval`, by pingora's load
 //! balancer in the background) and passive (an upstream that refuses or times out a
-//! connection is skipped for `proxy.eject_for`). With the app in the same process the only
-//! upstream is its Unix socket.
+//! connection is skipped for `proxy.eject_for`). With the app in the same process there is
+//! no socket: requests take the in-process hop (`crate::proxy::hop`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,11 +17,12 @@ use pingora::lb::{Backend, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{Balance, ProxyConfig};
+use crate::proxy::hop::Hop;
 
 /// Where `/api/` goes.
 pub enum Pool {
-    /// The app in this process.
-    InProcess(String),
+    /// The app in this process, reached without a socket.
+    InProcess(Arc<Hop>),
     /// App instances over TCP.
     Remote(Remote),
 }
@@ -193,20 +194,11 @@ fn upstream_addrs(cfg: &ProxyConfig) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 /// Makes the peer for an upstream with the configured timeouts.
-pub fn peer(cfg: &ProxyConfig, pool: &Pool, picked: Picked) -> pingora::Result<Box<HttpPeer>> {
-    let mut peer = match (pool, picked) {
-        (Pool::InProcess(path), _) => HttpPeer::new_uds(path, false, String::new())?,
-        (_, Picked::Remote(addr)) => HttpPeer::new(addr, false, String::new()),
-        (Pool::Remote(_), Picked::InProcess) => {
-            return Err(pingora::Error::explain(
-                pingora::ErrorType::InternalError,
-                "no in-process upstream",
-            ));
-        }
-    };
+pub fn peer(cfg: &ProxyConfig, addr: SocketAddr) -> Box<HttpPeer> {
+    let mut peer = HttpPeer::new(addr, false, String::new());
     peer.options.connection_timeout = Some(cfg.connect_timeout);
     peer.options.read_timeout = Some(cfg.read_timeout);
     peer.options.write_timeout = Some(cfg.write_timeout);
     peer.options.idle_timeout = Some(cfg.keepalive_timeout);
-    Ok(Box::new(peer))
+    Box::new(peer)
 }

@@ -476,3 +476,67 @@ impl Default for CouponSpec<'_> {
         }
     }
 }
+
+/// `fastpick --role proxy+app`, VM1's process, on the test app's database and Redis, killed
+/// when dropped.
+pub struct Vm1 {
+    child: std::process::Child,
+    pub base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Vm1 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts VM1's process with extra `[proxy]` and `[auth]` settings (TOML lines) and waits
+/// until the proxy answers the API through the in-process app.
+pub async fn start_vm1(app: &TestApp, proxy_toml: &str, auth_toml: &str) -> Vm1 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = fastpick::local::free_port().expect("port");
+    let redis = app.redis.as_ref().expect("the app's own redis").port;
+    let config = dir.path().join("fastpick.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\naccess_log = \"off\"\nthreads = 1\n{proxy_toml}\
+             [database]\nhost = \"127.0.0.1\"\nport = {}\nname = \"{}\"\nusername = \"postgres\"\n\
+             [redis]\nhost = \"127.0.0.1\"\nport = {redis}\n\
+             [auth]\nbcrypt_cost = 4\n{auth_toml}[log]\nlevel = \"warn\"\n",
+            app.db_port, app.db_name
+        ),
+    )
+    .expect("config");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastpick"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_")) {
+        cmd.env_remove(key);
+    }
+    let child = cmd
+        .args(["--role", "proxy+app", "--config"])
+        .arg(&config)
+        .env("FASTPICK_AUTH__SECRET_KEY", SECRET)
+        .env("RUNTIME_DIRECTORY", dir.path())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("fastpick starts");
+    let vm1 = Vm1 {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    let started = std::time::Instant::now();
+    while reqwest::get(format!("{}/api/v1/coupons", vm1.base))
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "proxy+app did not serve within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    vm1
+}

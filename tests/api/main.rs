@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod coupons;
 mod helpers;
+mod hop;
 mod issues;
 mod lab;
 mod layout;

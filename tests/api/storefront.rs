@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{CouponSpec, TestApp, spawn_app_with};
+use crate::helpers::{CouponSpec, TestApp, spawn_app_with, start_vm1};
 
 /// The access-token lifetime the browser must outlive.
 const ACCESS_TTL_SECS: u64 = 3;
@@ -36,69 +36,6 @@ fn missing_browser() -> Option<String> {
         );
     }
     None
-}
-
-/// `fastpick --role proxy+app`, VM1's process, on the test app's database and Redis, with
-/// access tokens that live `ACCESS_TTL_SECS`; stopped when dropped.
-struct Vm1 {
-    child: std::process::Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Vm1 {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_vm1(app: &TestApp) -> Vm1 {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let port = fastpick::local::free_port().expect("port");
-    let redis = app.redis.as_ref().expect("the app's own redis").port;
-    let config = dir.path().join("fastpick.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[proxy]\nlisten = \"127.0.0.1:{port}\"\naccess_log = \"off\"\nthreads = 1\n\
-             [database]\nhost = \"127.0.0.1\"\nport = {}\nname = \"{}\"\nusername = \"postgres\"\n\
-             [redis]\nhost = \"127.0.0.1\"\nport = {redis}\n\
-             [auth]\naccess_token_ttl = \"{ACCESS_TTL_SECS}s\"\nbcrypt_cost = 4\n[log]\nlevel = \"warn\"\n",
-            app.db_port, app.db_name
-        ),
-    )
-    .expect("config");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastpick"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_")) {
-        cmd.env_remove(key);
-    }
-    let child = cmd
-        .args(["--role", "proxy+app", "--config"])
-        .arg(&config)
-        .env("FASTPICK_AUTH__SECRET_KEY", crate::helpers::SECRET)
-        .env("RUNTIME_DIRECTORY", dir.path())
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .expect("fastpick starts");
-    let vm1 = Vm1 {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    // Ready when the proxy answers the API through the in-process app.
-    let started = std::time::Instant::now();
-    while reqwest::get(format!("{}/api/v1/coupons", vm1.base))
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "proxy+app did not serve within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    vm1
 }
 
 /// Inserts an issued coupon for a user, used or not.
@@ -218,7 +155,12 @@ async fn the_storefront_works_every_flow_in_a_real_browser() {
     // `fastpick --role proxy+app`, on the same database and Redis, its tokens living 3 s.
     let app = spawn_app_with(|_| {}).await;
     let data = seed(&app).await;
-    let proxy = start_vm1(&app).await;
+    let proxy = start_vm1(
+        &app,
+        "",
+        &format!("access_token_ttl = \"{ACCESS_TTL_SECS}s\"\n"),
+    )
+    .await;
     let artifacts = root().join("target/test-artifacts/storefront");
     // No screenshot of an earlier run (a FAILED-* one above all) may pass for this one's.
     let _ = std::fs::remove_dir_all(&artifacts);

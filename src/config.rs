@@ -231,7 +231,7 @@ pub struct ProxyConfig {
     /// Address the proxy listens on (nginx listened on port 80).
     pub listen: SocketAddr,
     /// App instances for `/api/` and `/actuator/` ("ip:port"). Empty with the app role in the
-    /// same process: the in-process app, over a Unix socket.
+    /// same process: the in-process app, reached without a socket.
     pub upstreams: Vec<String>,
     /// How an upstream is picked.
     pub balance: Balance,

@@ -2,7 +2,7 @@
 //! reconnecting after errors, as k6 does.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Full};
@@ -59,6 +59,18 @@ pub enum Outcome {
     Error(String),
 }
 
+/// One request's answer and k6's timings of it.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    pub outcome: Outcome,
+    /// k6's http_req_duration: sending, waiting and receiving, without connecting; with no
+    /// answer, the time until the request gave up.
+    pub duration: Duration,
+    /// k6's http_req_connecting: the TCP connect this request opened (zero when its
+    /// connection was open already).
+    pub connecting: Duration,
+}
+
 /// One virtual user's connection.
 pub struct Conn {
     target: Target,
@@ -97,7 +109,35 @@ impl Conn {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Outcome {
-        match tokio::time::timeout(timeout, self.exchange(method, path, token, body)).await {
+        self.send_timed(method, path, token, body, timeout)
+            .await
+            .outcome
+    }
+
+    /// Sends one request as [`Conn::send`] does and times it as k6 does: connecting apart
+    /// from the request. The timeout covers both, as k6's does.
+    pub async fn send_timed(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Timed {
+        let start = Instant::now();
+        let mut connecting = Duration::ZERO;
+        let mut sent = start;
+        let attempt = async {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+                self.connect().await?;
+                connecting = start.elapsed();
+                sent = Instant::now();
+            }
+            self.exchange(method, path, token, body).await
+        };
+        let result = tokio::time::timeout(timeout, attempt).await;
+        let duration = sent.elapsed();
+        let outcome = match result {
             Ok(Ok((status, body))) => Outcome::Http(status, body),
             Ok(Err(e)) => {
                 self.sender = None;
@@ -107,6 +147,11 @@ impl Conn {
                 self.sender = None;
                 Outcome::Timeout
             }
+        };
+        Timed {
+            outcome,
+            duration,
+            connecting,
         }
     }
 
@@ -117,9 +162,6 @@ impl Conn {
         token: Option<&str>,
         body: Option<Bytes>,
     ) -> anyhow::Result<(u16, Bytes)> {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            self.connect().await?;
-        }
         let sender = self.sender.as_mut().context("not connected")?;
         sender.ready().await?;
         let mut req = Request::builder()

@@ -1,5 +1,7 @@
-//! What a load run measured: an HDR latency histogram, answers by status, named checks, and
-//! the thresholds judged on them; printed k6-style or written as JSON.
+//! What a load run measured: HDR histograms of k6's `http_req_duration` (all answers and the
+//! expected ones) and `http_req_connecting`, answers by status, k6's `http_req_failed`, the
+//! scenario's named checks, and the thresholds judged on them; printed k6-style or written as
+//! JSON.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,10 +12,13 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::load::client::Outcome;
+use crate::load::k6::{Agg, ExpectedStatuses, Kind, Threshold, kind_of};
 
 /// Counts shared by all virtual users of a run: [`Recorder`]s flush into it.
 pub struct Stats {
     tally: Mutex<Tally>,
+    /// Which answers count in `http_req_failed`.
+    expected: ExpectedStatuses,
     /// Live counters for the progress line, bumped on every request.
     requests: AtomicU64,
     failed: AtomicU64,
@@ -23,29 +28,45 @@ pub struct Stats {
 const TIMEOUT: u16 = 0;
 const ERROR: u16 = 1;
 
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 /// Counts of one virtual user, or of the whole run.
 struct Tally {
-    /// Latency in microseconds, 1 µs .. 10 min, 3 significant digits.
+    /// k6's http_req_duration in microseconds, 1 µs .. 10 min, 3 significant digits.
     latency: Histogram<u64>,
+    /// The same for answers with an expected status (k6's `{expected_response:true}`).
+    latency_expected: Histogram<u64>,
+    /// TCP connect time of each request, 0 when its connection was already open.
+    connecting: Histogram<u64>,
     /// Answers by HTTP status, or TIMEOUT / ERROR.
     outcomes: Vec<(u16, u64)>,
-    /// Check name, passed, failed.
+    /// Check name, passed, failed, in the order first seen.
     checks: Vec<(&'static str, u64, u64)>,
     requests: u64,
-    failed: u64,
+    /// Requests that failed a check: answers the scenario does not expect.
+    unexpected: u64,
+    /// k6's http_req_failed: no answer, or a status not expected.
+    req_failed: u64,
 }
 
 impl Tally {
     fn new() -> Self {
-        // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
-        let latency =
-            Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
         Tally {
-            latency,
+            latency: histogram(),
+            latency_expected: histogram(),
+            connecting: histogram(),
             outcomes: Vec::new(),
             checks: Vec::new(),
             requests: 0,
-            failed: 0,
+            unexpected: 0,
+            req_failed: 0,
         }
     }
 
@@ -67,8 +88,10 @@ impl Tally {
     }
 
     fn merge(&mut self, other: &Tally) {
-        // Both histograms have the same bounds, so adding cannot fail.
+        // All histograms have the same bounds, so adding cannot fail.
         let _ = self.latency.add(&other.latency);
+        let _ = self.latency_expected.add(&other.latency_expected);
+        let _ = self.connecting.add(&other.connecting);
         for (key, n) in &other.outcomes {
             self.bump_outcome(*key, *n);
         }
@@ -76,8 +99,35 @@ impl Tally {
             self.bump_check(name, *p, *f);
         }
         self.requests += other.requests;
-        self.failed += other.failed;
+        self.unexpected += other.unexpected;
+        self.req_failed += other.req_failed;
     }
+
+    fn clear(&mut self) {
+        self.latency.reset();
+        self.latency_expected.reset();
+        self.connecting.reset();
+        self.outcomes.clear();
+        self.checks.clear();
+        self.requests = 0;
+        self.unexpected = 0;
+        self.req_failed = 0;
+    }
+}
+
+/// One request as k6 would count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// k6's http_req_duration: from sending the request to the answer's last byte, without
+    /// connecting.
+    pub duration: Duration,
+    /// k6's http_req_connecting: the TCP connect this request waited for (zero on an open
+    /// connection).
+    pub connecting: Duration,
+    pub outcome: &'a Outcome,
+    /// The scenario's checks in order, as k6 records them (a check that k6 would not reach
+    /// is left out).
+    pub checks: &'a [(&'static str, bool)],
 }
 
 /// One virtual user's counts, flushed into the run's [`Stats`] now and then and when dropped.
@@ -93,6 +143,12 @@ const FLUSH_EVERY: u64 = 256;
 const FLUSH_AFTER: Duration = Duration::from_millis(250);
 
 impl Recorder {
+    /// Records one request whose checks judge it: it is unexpected when one of them failed.
+    pub fn sample(&mut self, s: Sample<'_>) {
+        let unexpected = s.checks.iter().any(|(_, ok)| !ok);
+        self.add(s, unexpected);
+    }
+
     /// Records one request: its latency, outcome, and the checks it passed or failed.
     /// `correct` is the scenario's rule for a request that did what was expected.
     pub fn record(
@@ -102,24 +158,38 @@ impl Recorder {
         correct: bool,
         checks: &[(&'static str, bool)],
     ) {
-        let key = match outcome {
+        let s = Sample {
+            duration: latency,
+            connecting: Duration::ZERO,
+            outcome,
+            checks,
+        };
+        self.add(s, !correct);
+    }
+
+    fn add(&mut self, s: Sample<'_>, unexpected: bool) {
+        let key = match s.outcome {
             Outcome::Http(status, _) => *status,
             Outcome::Timeout => TIMEOUT,
             Outcome::Error(_) => ERROR,
         };
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let req_failed = self.shared.expected.failed(s.outcome);
         let t = &mut self.local;
-        t.latency.saturating_record(micros);
+        let us = micros(s.duration).max(1);
+        t.latency.saturating_record(us);
+        if !req_failed {
+            t.latency_expected.saturating_record(us);
+        }
+        t.connecting.saturating_record(micros(s.connecting));
         t.bump_outcome(key, 1);
-        for (name, ok) in checks {
+        for (name, ok) in s.checks {
             t.bump_check(name, u64::from(*ok), u64::from(!*ok));
         }
         t.requests += 1;
-        t.failed += u64::from(!correct);
+        t.unexpected += u64::from(unexpected);
+        t.req_failed += u64::from(req_failed);
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
-        if !correct {
+        if req_failed {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
         }
         if t.requests >= FLUSH_EVERY || self.last_flush.elapsed() >= FLUSH_AFTER {
@@ -135,11 +205,7 @@ impl Recorder {
         let mut shared = self.shared.tally.lock().unwrap_or_else(|e| e.into_inner());
         shared.merge(&self.local);
         drop(shared);
-        self.local.latency.reset();
-        self.local.outcomes.clear();
-        self.local.checks.clear();
-        self.local.requests = 0;
-        self.local.failed = 0;
+        self.local.clear();
     }
 }
 
@@ -149,8 +215,8 @@ impl Drop for Recorder {
     }
 }
 
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize)]
+/// A k6 trend in milliseconds: k6's summary figures plus p99.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Latency {
     pub min: f64,
     pub p50: f64,
@@ -161,10 +227,58 @@ pub struct Latency {
     pub mean: f64,
 }
 
-/// One threshold and whether it held.
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let ms = |v: u64| v as f64 / 1000.0;
+        Latency {
+            min: ms(h.min()),
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// A k6 rate metric: `passes` are the true samples (for `http_req_failed`, the failed
+/// requests), `fails` the false ones, `rate` = passes / all (0 with no sample).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Rate {
+    pub passes: u64,
+    pub fails: u64,
+    pub rate: f64,
+}
+
+impl Rate {
+    pub fn new(passes: u64, fails: u64) -> Rate {
+        let all = passes + fails;
+        Rate {
+            passes,
+            fails,
+            rate: if all == 0 {
+                0.0
+            } else {
+                passes as f64 / all as f64
+            },
+        }
+    }
+}
+
+/// One threshold, its metric's value and whether it held.
 #[derive(Debug, Clone, Serialize)]
 pub struct ThresholdResult {
+    /// As k6 names it: `http_req_failed: rate<0.05`.
     pub name: String,
+    /// The metric with its selector (`checks{check:x}`), and the expression (`rate>0.95`).
+    pub metric: String,
+    pub expr: String,
+    /// The aggregate judged (a rate as a share, durations in ms).
+    pub value: f64,
     pub passed: bool,
 }
 
@@ -175,13 +289,27 @@ pub struct Summary {
     pub duration_s: f64,
     pub requests: u64,
     pub rps: f64,
-    /// Requests that failed the scenario's correctness rule.
-    pub failed: u64,
-    pub failed_rate: f64,
+    /// k6's http_req_failed: requests with no answer or an answer whose status is not in
+    /// `expected_statuses`.
+    pub http_req_failed: Rate,
+    /// The statuses that do not count in http_req_failed (k6's default: 200-399).
+    pub expected_statuses: String,
+    /// Requests that failed one of the scenario's checks: answers the scenario does not
+    /// expect (5xx, wrong codes, no answer). Not k6's http_req_failed: a sold-out 400 is
+    /// expected here and failed there.
+    pub unexpected: u64,
+    pub unexpected_rate: f64,
+    /// k6's http_req_duration, ms.
     pub latency_ms: Latency,
+    /// k6's `http_req_duration{expected_response:true}`, ms.
+    pub latency_expected_ms: Latency,
+    /// k6's http_req_connecting, ms.
+    pub connecting_ms: Latency,
     pub outcomes: BTreeMap<String, u64>,
     /// Check name → [passed, failed].
     pub checks: BTreeMap<String, [u64; 2]>,
+    /// k6's `checks`: passed checks / all checks.
+    pub checks_rate: Rate,
     pub thresholds: Vec<ThresholdResult>,
     /// The monitor's dashboard at the run's time range, when the run was announced.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,21 +326,68 @@ impl Summary {
     pub fn outcome(&self, key: &str) -> u64 {
         self.outcomes.get(key).copied().unwrap_or(0)
     }
+
+    /// The checks of one name, or of all names, as a k6 rate metric.
+    pub fn checks_of(&self, name: Option<&str>) -> Rate {
+        match name {
+            None => self.checks_rate,
+            Some(name) => self
+                .checks
+                .get(name)
+                .map_or_else(Rate::default, |[p, f]| Rate::new(*p, *f)),
+        }
+    }
+
+    /// The value a threshold judges, as k6 computes it; `pct` reads a percentile of the
+    /// threshold's trend. None for a selector we do not keep.
+    pub fn value_of(&self, t: &Threshold, pct: &dyn Fn(&Threshold, f64) -> f64) -> Option<f64> {
+        let trend = |l: &Latency| match t.agg {
+            Agg::Avg => Some(l.mean),
+            Agg::Min => Some(l.min),
+            Agg::Max => Some(l.max),
+            Agg::Med => Some(l.p50),
+            Agg::P(p) => Some(pct(t, p)),
+            Agg::Rate | Agg::Count => None,
+        };
+        match (t.base(), t.selector()) {
+            ("http_req_failed", None) => Some(self.http_req_failed.rate),
+            ("checks", None) => Some(self.checks_rate.rate),
+            ("checks", Some(("check", name))) => Some(self.checks_of(Some(name)).rate),
+            ("http_req_duration", None) => trend(&self.latency_ms),
+            ("http_req_duration", Some(("expected_response", "true"))) => {
+                trend(&self.latency_expected_ms)
+            }
+            ("http_req_connecting", None) => trend(&self.connecting_ms),
+            ("http_reqs" | "iterations", None) => match t.agg {
+                Agg::Count => Some(self.requests as f64),
+                Agg::Rate => Some(self.rps),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// A snapshot for the live progress line.
 #[derive(Debug, Clone, Copy)]
 pub struct Live {
     pub requests: u64,
+    /// k6's http_req_failed so far.
     pub failed: u64,
     pub p99_ms: f64,
 }
 
 impl Stats {
-    /// Starts empty.
+    /// Starts empty, with k6's default expected statuses (200-399).
     pub fn new() -> Arc<Self> {
+        Stats::expecting(ExpectedStatuses::default())
+    }
+
+    /// Starts empty; `expected` are the statuses that do not count in http_req_failed.
+    pub fn expecting(expected: ExpectedStatuses) -> Arc<Self> {
         Arc::new(Stats {
             tally: Mutex::new(Tally::new()),
+            expected,
             requests: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         })
@@ -245,23 +420,7 @@ impl Stats {
     /// Builds the report once every recorder is dropped; `thresholds` are judged on it.
     pub fn summary(&self, scenario: &str, elapsed: Duration, thresholds: &Thresholds) -> Summary {
         let tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        let h = &tally.latency;
-        let ms = |v: u64| v as f64 / 1000.0;
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let failed_rate = if tally.requests == 0 {
-            0.0
-        } else {
-            tally.failed as f64 / tally.requests as f64
-        };
-        let latency = Latency {
-            min: ms(h.min()),
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-            mean: h.mean() / 1000.0,
-        };
         let outcomes = tally
             .outcomes
             .iter()
@@ -274,100 +433,156 @@ impl Stats {
                 (name, *n)
             })
             .collect();
+        let (passed, failed) = tally
+            .checks
+            .iter()
+            .fold((0, 0), |(p, f), (_, cp, cf)| (p + cp, f + cf));
         let mut summary = Summary {
             scenario: scenario.to_owned(),
             duration_s: secs,
             requests: tally.requests,
             rps: tally.requests as f64 / secs,
-            failed: tally.failed,
-            failed_rate,
-            latency_ms: latency,
+            http_req_failed: Rate::new(tally.req_failed, tally.requests - tally.req_failed),
+            expected_statuses: self.expected.to_string(),
+            unexpected: tally.unexpected,
+            unexpected_rate: Rate::new(tally.unexpected, tally.requests - tally.unexpected).rate,
+            latency_ms: Latency::of(&tally.latency),
+            latency_expected_ms: Latency::of(&tally.latency_expected),
+            connecting_ms: Latency::of(&tally.connecting),
             outcomes,
             checks: tally
                 .checks
                 .iter()
                 .map(|(k, p, f)| ((*k).to_owned(), [*p, *f]))
                 .collect(),
+            checks_rate: Rate::new(passed, failed),
             thresholds: Vec::new(),
             dashboard: None,
         };
-        summary.thresholds = thresholds.judge(&summary);
+        let pct = |t: &Threshold, p: f64| {
+            let h = match (t.base(), t.selector()) {
+                ("http_req_connecting", _) => &tally.connecting,
+                (_, Some(_)) => &tally.latency_expected,
+                _ => &tally.latency,
+            };
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p / 100.0) as f64 / 1000.0
+            }
+        };
+        summary.thresholds = thresholds.judge(&summary, &pct);
         summary
     }
 }
 
-/// Pass/fail bars for a run.
+/// Pass/fail bars for a run, as k6 writes them.
 #[derive(Debug, Clone, Default)]
-pub struct Thresholds {
-    /// Highest allowed share of failed requests (0.01 = 1%).
-    pub max_failed_rate: Option<f64>,
-    /// Highest allowed p99 latency.
-    pub max_p99: Option<Duration>,
-}
+pub struct Thresholds(pub Vec<Threshold>);
 
 impl Thresholds {
-    fn judge(&self, s: &Summary) -> Vec<ThresholdResult> {
-        let mut out = Vec::new();
-        if let Some(max) = self.max_failed_rate {
-            out.push(ThresholdResult {
-                name: format!(
-                    "failed rate {:.2}% < {:.2}%",
-                    s.failed_rate * 100.0,
-                    max * 100.0
-                ),
-                passed: s.failed_rate < max,
-            });
+    /// The original script's thresholds, or the ones given instead (`--threshold`).
+    pub fn or_given(original: Vec<Threshold>, given: &[Threshold]) -> Thresholds {
+        if given.is_empty() {
+            Thresholds(original)
+        } else {
+            Thresholds(given.to_vec())
         }
-        if let Some(max) = self.max_p99 {
-            let max_ms = max.as_secs_f64() * 1000.0;
-            out.push(ThresholdResult {
-                name: format!("p99 {:.1} ms < {max_ms:.0} ms", s.latency_ms.p99),
-                passed: s.latency_ms.p99 < max_ms,
-            });
-        }
-        out
+    }
+
+    fn judge(&self, s: &Summary, pct: &dyn Fn(&Threshold, f64) -> f64) -> Vec<ThresholdResult> {
+        self.0
+            .iter()
+            .map(|t| {
+                // A selector we do not keep has no samples: k6 judges an empty rate as 0.
+                let value = s.value_of(t, pct).unwrap_or(0.0);
+                ThresholdResult {
+                    name: t.to_string(),
+                    metric: t.metric.clone(),
+                    expr: t.expr.clone(),
+                    value,
+                    passed: t.holds(value),
+                }
+            })
+            .collect()
     }
 }
 
-/// Writes the k6-like text report.
+/// A threshold's value as k6 prints it: `rate=90.00%`, `p(95)=12.34ms`.
+fn shown(t: &ThresholdResult) -> String {
+    let base = t.metric.split('{').next().unwrap_or_default();
+    match kind_of(base) {
+        Some(Kind::Rate) => format!("rate={:.2}%", t.value * 100.0),
+        Some(Kind::Trend) => {
+            let agg = t
+                .expr
+                .split(['<', '>', '=', '!'])
+                .next()
+                .unwrap_or_default();
+            format!("{agg}={:.2}ms", t.value)
+        }
+        _ => format!("{:.2}", t.value),
+    }
+}
+
+/// Writes the k6-like text report: thresholds first, checks by name, then the metrics.
 pub fn print_summary(s: &Summary) {
-    let l = &s.latency_ms;
+    let mark = |ok: bool| if ok { "✓" } else { "✗" };
     println!("\n  scenario ............: {}", s.scenario);
+    if !s.thresholds.is_empty() {
+        println!("\n  THRESHOLDS");
+        for t in &s.thresholds {
+            println!("    {} {}  {}", mark(t.passed), t.name, shown(t));
+        }
+    }
+    println!("\n  CHECKS");
+    let c = &s.checks_rate;
     println!(
-        "  requests ............: {} in {:.2} s ({:.1}/s)",
-        s.requests, s.duration_s, s.rps
+        "    checks ................: {:6.2}% {} out of {}",
+        c.rate * 100.0,
+        c.passes,
+        c.passes + c.fails
+    );
+    for (name, [pass, fail]) in &s.checks {
+        println!("    {} {name}: ✓ {pass} / ✗ {fail}", mark(*fail == 0));
+    }
+    println!("\n  HTTP");
+    let trend = |name: &str, l: &Latency| {
+        println!(
+            "    {name:.<24}: avg={:.2}ms min={:.2}ms med={:.2}ms max={:.2}ms p(90)={:.2}ms p(95)={:.2}ms p(99)={:.2}ms",
+            l.mean, l.min, l.p50, l.max, l.p90, l.p95, l.p99
+        );
+    };
+    trend("http_req_duration ", &s.latency_ms);
+    trend("  { expected_response:true } ", &s.latency_expected_ms);
+    trend("http_req_connecting ", &s.connecting_ms);
+    let f = &s.http_req_failed;
+    println!(
+        "    {:.<24}: {:6.2}% {} out of {} (expected statuses: {})",
+        "http_req_failed ",
+        f.rate * 100.0,
+        f.passes,
+        s.requests,
+        s.expected_statuses
     );
     println!(
-        "  latency (ms) ........: min {:.2}  p50 {:.2}  p90 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}  mean {:.2}",
-        l.min, l.p50, l.p90, l.p95, l.p99, l.max, l.mean
+        "    {:.<24}: {} in {:.2} s ({:.1}/s)",
+        "http_reqs ", s.requests, s.duration_s, s.rps
     );
     let outcomes: Vec<String> = s
         .outcomes
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    println!("  answers .............: {}", outcomes.join("  "));
+    println!("    {:.<24}: {}", "answers ", outcomes.join("  "));
     println!(
-        "  failed ..............: {} ({:.2}%)",
-        s.failed,
-        s.failed_rate * 100.0
+        "    {:.<24}: {} ({:.2}%), a check failed",
+        "unexpected ",
+        s.unexpected,
+        s.unexpected_rate * 100.0
     );
-    for (name, [pass, fail]) in &s.checks {
-        let total = (pass + fail).max(1);
-        println!(
-            "  check ...............: {:6.2}% ✓ {pass} ✗ {fail}  {name}",
-            *pass as f64 * 100.0 / total as f64
-        );
-    }
-    for t in &s.thresholds {
-        println!(
-            "  threshold ...........: {} {}",
-            if t.passed { "✓" } else { "✗" },
-            t.name
-        );
-    }
     if let Some(link) = &s.dashboard {
-        println!("  dashboard ...........: {link}");
+        println!("\n  dashboard ...........: {link}");
     }
 }
 
@@ -375,6 +590,14 @@ pub fn print_summary(s: &Summary) {
 mod tests {
     use super::*;
     use hyper::body::Bytes;
+
+    fn judged(stats: &Stats, thresholds: &[&str]) -> Summary {
+        let t = thresholds
+            .iter()
+            .map(|t| Threshold::parse(t).expect("parses"))
+            .collect();
+        stats.summary("test", Duration::from_secs(2), &Thresholds(t))
+    }
 
     #[test]
     fn summary_counts_outcomes_checks_and_judges_thresholds() {
@@ -396,14 +619,19 @@ mod tests {
             "live counters move before any flush"
         );
         drop((a, b));
-        let t = Thresholds {
-            max_failed_rate: Some(0.05),
-            max_p99: Some(Duration::from_millis(50)),
-        };
-        let s = stats.summary("test", Duration::from_secs(2), &t);
+        let s = judged(
+            &stats,
+            &["http_req_failed: rate<0.05", "http_req_duration: p(99)<50"],
+        );
         assert_eq!(
-            (s.requests, s.failed, s.outcome("200"), s.outcome("timeout")),
-            (101, 1, 100, 1)
+            (
+                s.requests,
+                s.unexpected,
+                s.http_req_failed.passes,
+                s.outcome("200"),
+                s.outcome("timeout")
+            ),
+            (101, 1, 1, 100, 1)
         );
         assert_eq!(s.checks["is 200"], [100, 1]);
         assert!(
@@ -412,8 +640,55 @@ mod tests {
             s.latency_ms.p50
         );
         assert!((s.rps - 50.5).abs() < 1e-9);
+        assert_eq!(s.thresholds[0].name, "http_req_failed: rate<0.05");
         assert!(s.thresholds[0].passed, "1/101 < 5%");
         assert!(!s.thresholds[1].passed, "p99 ~99 ms is over 50 ms");
         assert!(!s.passed());
+    }
+
+    #[test]
+    fn http_req_failed_follows_the_expected_statuses_and_checks_are_apart() {
+        let sold_out = Outcome::Http(400, Bytes::from_static(br#"{"code":"CP04"}"#));
+        let issued = Outcome::Http(200, Bytes::new());
+        let run = |stats: Arc<Stats>| {
+            let mut r = stats.recorder();
+            for (outcome, n, ms) in [(&issued, 10, 3), (&sold_out, 90, 7)] {
+                for _ in 0..n {
+                    r.sample(Sample {
+                        duration: Duration::from_millis(ms),
+                        connecting: Duration::from_millis(1),
+                        outcome,
+                        checks: &[("is acceptable", true), ("sold out or issued", true)],
+                    });
+                }
+            }
+            drop(r);
+            judged(
+                &stats,
+                &[
+                    "http_req_failed: rate<0.05",
+                    "checks: rate>0.99",
+                    "checks{check:sold out or issued}: rate>0.95",
+                    "http_req_connecting: max<5",
+                ],
+            )
+        };
+        let k6 = run(Stats::new());
+        assert_eq!(
+            (k6.http_req_failed.passes, k6.http_req_failed.fails),
+            (90, 10)
+        );
+        assert!((k6.http_req_failed.rate - 0.9).abs() < 1e-9);
+        assert_eq!(k6.unexpected, 0, "every answer passed its checks");
+        assert_eq!(k6.checks_rate.passes, 200);
+        let verdicts: Vec<bool> = k6.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(verdicts, [false, true, true, true], "{:?}", k6.thresholds);
+        assert!(!k6.passed());
+        let (all, expected) = (k6.latency_ms.max, k6.latency_expected_ms.max);
+        assert!(all > 6.9 && expected < 3.1, "only the 200s: {all} {expected}");
+        let with_400 = run(Stats::expecting("200-399,400".parse().expect("parses")));
+        assert_eq!(with_400.http_req_failed.passes, 0);
+        assert!(with_400.passed(), "{:?}", with_400.thresholds);
+        assert_eq!(with_400.expected_statuses, "200-399,400");
     }
 }

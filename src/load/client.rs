@@ -2,6 +2,7 @@
 //! reconnecting after errors, as k6 does.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -11,6 +12,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::load::clock::{Clocked, Marks, Phases};
 
 /// Where requests go: a resolved address plus the Host header and path prefix.
 #[derive(Debug, Clone)]
@@ -69,12 +72,17 @@ pub struct Timed {
     /// k6's http_req_connecting: the TCP connect this request opened (zero when its
     /// connection was open already).
     pub connecting: Duration,
+    /// k6's blocked, sending, waiting and receiving times and the bytes each way (zero
+    /// when nothing was written).
+    pub phases: Phases,
 }
 
 /// One virtual user's connection.
 pub struct Conn {
     target: Target,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// The open connection's socket marks.
+    marks: Option<Arc<Marks>>,
 }
 
 impl Conn {
@@ -83,15 +91,19 @@ impl Conn {
         Conn {
             target,
             sender: None,
+            marks: None,
         }
     }
 
     /// Opens the connection now.
     pub async fn connect(&mut self) -> anyhow::Result<()> {
+        self.marks = None;
         let stream = TcpStream::connect(self.target.addr).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let marks = Marks::new();
+        let io = TokioIo::new(Clocked::new(stream, marks.clone()));
+        self.marks = Some(marks);
+        let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
         tokio::spawn(async move {
             // The connection ends when the sender is dropped or the server closes it.
             let _ = connection.await;
@@ -127,16 +139,31 @@ impl Conn {
         let start = Instant::now();
         let mut connecting = Duration::ZERO;
         let mut sent = start;
+        let mut bytes = (0, 0);
         let attempt = async {
             if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
                 self.connect().await?;
                 connecting = start.elapsed();
                 sent = Instant::now();
             }
+            if let Some(marks) = &self.marks {
+                bytes = marks.start();
+            }
             self.exchange(method, path, token, body).await
         };
         let result = tokio::time::timeout(timeout, attempt).await;
-        let duration = sent.elapsed();
+        let end = Instant::now();
+        let phases = self
+            .marks
+            .as_ref()
+            .and_then(|m| m.phases(start, end, bytes))
+            .unwrap_or_default();
+        // As k6: sending + waiting + receiving; with nothing written, from the connection.
+        let duration = if phases.bytes_sent > 0 {
+            phases.sending + phases.waiting + phases.receiving
+        } else {
+            end.saturating_duration_since(sent)
+        };
         let outcome = match result {
             Ok(Ok((status, body))) => Outcome::Http(status, body),
             Ok(Err(e)) => {
@@ -152,6 +179,7 @@ impl Conn {
             outcome,
             duration,
             connecting,
+            phases,
         }
     }
 

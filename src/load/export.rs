@@ -7,9 +7,10 @@
 //!
 //! Of k6's default metrics we write those we measure: `http_reqs`, `iterations` (one request
 //! per iteration in both scenarios), `http_req_duration` and its `{expected_response:true}`,
-//! `http_req_connecting`, `http_req_tls_handshaking` (always 0: plain HTTP), `http_req_failed`,
-//! `checks`. We do not write `http_req_blocked`, `http_req_sending`, `http_req_waiting`,
-//! `http_req_receiving`, `data_sent`, `data_received`, `iteration_duration`, `vus`, `vus_max`.
+//! `http_req_blocked`, `http_req_connecting`, `http_req_tls_handshaking` (always 0: plain
+//! HTTP), `http_req_sending`, `http_req_waiting`, `http_req_receiving`, `data_sent`,
+//! `data_received`, `http_req_failed`, `checks`. We do not write `iteration_duration` (k6's
+//! includes the script's sleeps: the race's wait for its start), `vus` and `vus_max`.
 
 use serde_json::{Map, Value, json};
 
@@ -38,6 +39,13 @@ pub fn summary_export(s: &Summary) -> Value {
         trend(&s.latency_expected_ms),
     );
     metrics.insert("http_req_connecting".into(), trend(&s.connecting_ms));
+    metrics.insert("http_req_blocked".into(), trend(&s.blocked_ms));
+    metrics.insert("http_req_sending".into(), trend(&s.sending_ms));
+    metrics.insert("http_req_waiting".into(), trend(&s.waiting_ms));
+    metrics.insert("http_req_receiving".into(), trend(&s.receiving_ms));
+    let bytes = |n: u64| json!({ "count": n, "rate": n as f64 / s.duration_s });
+    metrics.insert("data_sent".into(), bytes(s.data_sent));
+    metrics.insert("data_received".into(), bytes(s.data_received));
     metrics.insert(
         "http_req_tls_handshaking".into(),
         trend(&Latency::default()),

@@ -133,9 +133,10 @@ pub enum Op {
 pub enum Kind {
     /// `http_req_failed`, `checks`: rate.
     Rate,
-    /// `http_req_duration`, `http_req_connecting`: avg, min, max, med, p(N) in ms.
+    /// `http_req_duration`, `http_req_connecting`, `_blocked`, `_sending`, `_waiting`,
+    /// `_receiving`: avg, min, max, med, p(N) in ms.
     Trend,
-    /// `http_reqs`, `iterations`: count, rate (per second).
+    /// `http_reqs`, `iterations`, `data_sent`, `data_received`: count, rate (per second).
     Counter,
 }
 
@@ -143,8 +144,13 @@ pub enum Kind {
 pub fn kind_of(metric: &str) -> Option<Kind> {
     match metric {
         "http_req_failed" | "checks" => Some(Kind::Rate),
-        "http_req_duration" | "http_req_connecting" => Some(Kind::Trend),
-        "http_reqs" | "iterations" => Some(Kind::Counter),
+        "http_req_duration"
+        | "http_req_connecting"
+        | "http_req_blocked"
+        | "http_req_sending"
+        | "http_req_waiting"
+        | "http_req_receiving" => Some(Kind::Trend),
+        "http_reqs" | "iterations" | "data_sent" | "data_received" => Some(Kind::Counter),
         _ => None,
     }
 }
@@ -230,7 +236,7 @@ impl FromStr for Threshold {
         let expr: String = expr.chars().filter(|c| !c.is_whitespace()).collect();
         let name = metric.split('{').next().unwrap_or_default();
         let kind = kind_of(name).ok_or_else(|| {
-            bad("unknown metric (http_req_failed, http_req_duration, http_req_connecting, checks, http_reqs, iterations)")
+            bad("unknown metric (http_req_failed, checks, http_req_duration, http_req_blocked, http_req_connecting, http_req_sending, http_req_waiting, http_req_receiving, http_reqs, iterations, data_sent, data_received)")
         })?;
         if metric.contains('{') && !(metric.ends_with('}') && metric.contains(':')) {
             return Err(bad("the selector is not {tag:value}"));

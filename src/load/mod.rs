@@ -10,6 +10,7 @@
 
 pub mod announce;
 pub mod client;
+pub mod clock;
 pub mod export;
 pub mod k6;
 pub mod race;

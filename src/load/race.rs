@@ -199,6 +199,7 @@ pub async fn race(args: &RaceArgs, tokens: Vec<String>) -> anyhow::Result<Summar
         recorder.sample(Sample {
             duration: answer.duration,
             connecting: answer.connecting,
+            phases: answer.phases,
             outcome: &answer.outcome,
             checks: &checks(&answer.outcome),
         });

@@ -165,6 +165,7 @@ async fn one_search(
     stats.sample(Sample {
         duration: since.map_or(timed.duration, |s| s.elapsed()),
         connecting: timed.connecting,
+        phases: timed.phases,
         outcome,
         checks: &[(IS_STATUS_200, is_200), (CONTAINS_DATA, json)],
     });

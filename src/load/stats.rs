@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::load::client::Outcome;
+use crate::load::clock::Phases;
 use crate::load::k6::{Agg, ExpectedStatuses, Kind, Threshold, kind_of};
 
 /// Counts shared by all virtual users of a run: [`Recorder`]s flush into it.
@@ -45,6 +46,10 @@ struct Tally {
     latency_expected: Histogram<u64>,
     /// TCP connect time of each request, 0 when its connection was already open.
     connecting: Histogram<u64>,
+    /// k6's blocked, sending, waiting, receiving.
+    phases: [Histogram<u64>; 4],
+    data_sent: u64,
+    data_received: u64,
     /// Answers by HTTP status, or TIMEOUT / ERROR.
     outcomes: Vec<(u16, u64)>,
     /// Check name, passed, failed, in the order first seen.
@@ -62,6 +67,9 @@ impl Tally {
             latency: histogram(),
             latency_expected: histogram(),
             connecting: histogram(),
+            phases: [histogram(), histogram(), histogram(), histogram()],
+            data_sent: 0,
+            data_received: 0,
             outcomes: Vec::new(),
             checks: Vec::new(),
             requests: 0,
@@ -92,6 +100,11 @@ impl Tally {
         let _ = self.latency.add(&other.latency);
         let _ = self.latency_expected.add(&other.latency_expected);
         let _ = self.connecting.add(&other.connecting);
+        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
+            let _ = mine.add(theirs);
+        }
+        self.data_sent += other.data_sent;
+        self.data_received += other.data_received;
         for (key, n) in &other.outcomes {
             self.bump_outcome(*key, *n);
         }
@@ -107,6 +120,11 @@ impl Tally {
         self.latency.reset();
         self.latency_expected.reset();
         self.connecting.reset();
+        for h in &mut self.phases {
+            h.reset();
+        }
+        self.data_sent = 0;
+        self.data_received = 0;
         self.outcomes.clear();
         self.checks.clear();
         self.requests = 0;
@@ -124,6 +142,8 @@ pub struct Sample<'a> {
     /// k6's http_req_connecting: the TCP connect this request waited for (zero on an open
     /// connection).
     pub connecting: Duration,
+    /// k6's other phases and the bytes each way (zero when not measured).
+    pub phases: Phases,
     pub outcome: &'a Outcome,
     /// The scenario's checks in order, as k6 records them (a check that k6 would not reach
     /// is left out).
@@ -161,6 +181,7 @@ impl Recorder {
         let s = Sample {
             duration: latency,
             connecting: Duration::ZERO,
+            phases: Phases::default(),
             outcome,
             checks,
         };
@@ -181,6 +202,16 @@ impl Recorder {
             t.latency_expected.saturating_record(us);
         }
         t.connecting.saturating_record(micros(s.connecting));
+        let p = &s.phases;
+        for (h, d) in t
+            .phases
+            .iter_mut()
+            .zip([p.blocked, p.sending, p.waiting, p.receiving])
+        {
+            h.saturating_record(micros(d));
+        }
+        t.data_sent += p.bytes_sent;
+        t.data_received += p.bytes_received;
         t.bump_outcome(key, 1);
         for (name, ok) in s.checks {
             t.bump_check(name, u64::from(*ok), u64::from(!*ok));
@@ -305,6 +336,14 @@ pub struct Summary {
     pub latency_expected_ms: Latency,
     /// k6's http_req_connecting, ms.
     pub connecting_ms: Latency,
+    /// k6's http_req_blocked, http_req_sending, http_req_waiting, http_req_receiving, ms.
+    pub blocked_ms: Latency,
+    pub sending_ms: Latency,
+    pub waiting_ms: Latency,
+    pub receiving_ms: Latency,
+    /// k6's data_sent and data_received, bytes.
+    pub data_sent: u64,
+    pub data_received: u64,
     pub outcomes: BTreeMap<String, u64>,
     /// Check name → [passed, failed].
     pub checks: BTreeMap<String, [u64; 2]>,
@@ -358,11 +397,22 @@ impl Summary {
                 trend(&self.latency_expected_ms)
             }
             ("http_req_connecting", None) => trend(&self.connecting_ms),
-            ("http_reqs" | "iterations", None) => match t.agg {
-                Agg::Count => Some(self.requests as f64),
-                Agg::Rate => Some(self.rps),
-                _ => None,
-            },
+            ("http_req_blocked", None) => trend(&self.blocked_ms),
+            ("http_req_sending", None) => trend(&self.sending_ms),
+            ("http_req_waiting", None) => trend(&self.waiting_ms),
+            ("http_req_receiving", None) => trend(&self.receiving_ms),
+            ("data_sent", None) => self.counter(t.agg, self.data_sent),
+            ("data_received", None) => self.counter(t.agg, self.data_received),
+            ("http_reqs" | "iterations", None) => self.counter(t.agg, self.requests),
+            _ => None,
+        }
+    }
+
+    /// A counter's count, or its rate per second of the run.
+    fn counter(&self, agg: Agg, count: u64) -> Option<f64> {
+        match agg {
+            Agg::Count => Some(count as f64),
+            Agg::Rate => Some(count as f64 / self.duration_s),
             _ => None,
         }
     }
@@ -449,6 +499,12 @@ impl Stats {
             latency_ms: Latency::of(&tally.latency),
             latency_expected_ms: Latency::of(&tally.latency_expected),
             connecting_ms: Latency::of(&tally.connecting),
+            blocked_ms: Latency::of(&tally.phases[0]),
+            sending_ms: Latency::of(&tally.phases[1]),
+            waiting_ms: Latency::of(&tally.phases[2]),
+            receiving_ms: Latency::of(&tally.phases[3]),
+            data_sent: tally.data_sent,
+            data_received: tally.data_received,
             outcomes,
             checks: tally
                 .checks
@@ -462,6 +518,10 @@ impl Stats {
         let pct = |t: &Threshold, p: f64| {
             let h = match (t.base(), t.selector()) {
                 ("http_req_connecting", _) => &tally.connecting,
+                ("http_req_blocked", _) => &tally.phases[0],
+                ("http_req_sending", _) => &tally.phases[1],
+                ("http_req_waiting", _) => &tally.phases[2],
+                ("http_req_receiving", _) => &tally.phases[3],
                 (_, Some(_)) => &tally.latency_expected,
                 _ => &tally.latency,
             };
@@ -554,8 +614,12 @@ pub fn print_summary(s: &Summary) {
         );
     };
     trend("http_req_duration ", &s.latency_ms);
-    trend("  { expected_response:true } ", &s.latency_expected_ms);
+    trend("  {expected_response} ", &s.latency_expected_ms);
+    trend("http_req_blocked ", &s.blocked_ms);
     trend("http_req_connecting ", &s.connecting_ms);
+    trend("http_req_sending ", &s.sending_ms);
+    trend("http_req_waiting ", &s.waiting_ms);
+    trend("http_req_receiving ", &s.receiving_ms);
     let f = &s.http_req_failed;
     println!(
         "    {:.<24}: {:6.2}% {} out of {} (expected statuses: {})",
@@ -574,6 +638,10 @@ pub fn print_summary(s: &Summary) {
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
+    println!(
+        "    {:.<24}: {} B sent, {} B received",
+        "data ", s.data_sent, s.data_received
+    );
     println!("    {:.<24}: {}", "answers ", outcomes.join("  "));
     println!(
         "    {:.<24}: {} ({:.2}%), a check failed",
@@ -657,6 +725,7 @@ mod tests {
                     r.sample(Sample {
                         duration: Duration::from_millis(ms),
                         connecting: Duration::from_millis(1),
+                        phases: Phases::default(),
                         outcome,
                         checks: &[("is acceptable", true), ("sold out or issued", true)],
                     });
@@ -685,7 +754,10 @@ mod tests {
         assert_eq!(verdicts, [false, true, true, true], "{:?}", k6.thresholds);
         assert!(!k6.passed());
         let (all, expected) = (k6.latency_ms.max, k6.latency_expected_ms.max);
-        assert!(all > 6.9 && expected < 3.1, "only the 200s: {all} {expected}");
+        assert!(
+            all > 6.9 && expected < 3.1,
+            "only the 200s: {all} {expected}"
+        );
         let with_400 = run(Stats::expecting("200-399,400".parse().expect("parses")));
         assert_eq!(with_400.http_req_failed.passes, 0);
         assert!(with_400.passed(), "{:?}", with_400.thresholds);

@@ -235,12 +235,36 @@ async fn sold_out_400s_count_in_http_req_failed_and_fail_the_original_threshold_
         "iterations",
         "http_req_duration",
         "http_req_duration{expected_response:true}",
+        "http_req_blocked",
         "http_req_connecting",
+        "http_req_tls_handshaking",
+        "http_req_sending",
+        "http_req_waiting",
+        "http_req_receiving",
+        "data_sent",
+        "data_received",
         "http_req_failed",
         "checks",
     ] {
         assert!(k6["metrics"].get(key).is_some(), "{key} missing: {k6}");
     }
+    // Every request and answer crossed the socket, and its time was mostly waiting.
+    let m = &k6["metrics"];
+    assert!(
+        m["data_sent"]["count"]
+            .as_u64()
+            .is_some_and(|n| n > 40 * 100),
+        "{m}"
+    );
+    assert!(
+        m["data_received"]["count"]
+            .as_u64()
+            .is_some_and(|n| n > 40 * 50),
+        "{m}"
+    );
+    let waiting = m["http_req_waiting"]["max"].as_f64().expect("waiting");
+    let duration = m["http_req_duration"]["max"].as_f64().expect("duration");
+    assert!(waiting > 0.0 && waiting <= duration, "{waiting} {duration}");
     for key in ["avg", "min", "med", "max", "p(90)", "p(95)"] {
         assert!(k6["metrics"]["http_req_duration"][key].is_number(), "{key}");
     }

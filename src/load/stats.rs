@@ -38,7 +38,7 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Counts of one virtual user, or of the whole run.
+/// Counts of the whole run.
 struct Tally {
     /// k6's http_req_duration in microseconds, 1 µs .. 10 min, 3 significant digits.
     latency: Histogram<u64>,
@@ -48,6 +48,20 @@ struct Tally {
     connecting: Histogram<u64>,
     /// k6's blocked, sending, waiting, receiving.
     phases: [Histogram<u64>; 4],
+    counts: Counts,
+}
+
+/// One request's times in microseconds: duration, connecting, blocked, sending, waiting,
+/// receiving; and whether its status was expected.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    us: [u64; 6],
+    expected: bool,
+}
+
+/// What a recorder adds up between flushes, and the run's totals.
+#[derive(Debug, Default)]
+struct Counts {
     data_sent: u64,
     data_received: u64,
     /// Answers by HTTP status, or TIMEOUT / ERROR.
@@ -61,23 +75,7 @@ struct Tally {
     req_failed: u64,
 }
 
-impl Tally {
-    fn new() -> Self {
-        Tally {
-            latency: histogram(),
-            latency_expected: histogram(),
-            connecting: histogram(),
-            phases: [histogram(), histogram(), histogram(), histogram()],
-            data_sent: 0,
-            data_received: 0,
-            outcomes: Vec::new(),
-            checks: Vec::new(),
-            requests: 0,
-            unexpected: 0,
-            req_failed: 0,
-        }
-    }
-
+impl Counts {
     fn bump_outcome(&mut self, key: u16, n: u64) {
         match self.outcomes.iter_mut().find(|(k, _)| *k == key) {
             Some((_, count)) => *count += n,
@@ -95,14 +93,7 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: &Tally) {
-        // All histograms have the same bounds, so adding cannot fail.
-        let _ = self.latency.add(&other.latency);
-        let _ = self.latency_expected.add(&other.latency_expected);
-        let _ = self.connecting.add(&other.connecting);
-        for (mine, theirs) in self.phases.iter_mut().zip(&other.phases) {
-            let _ = mine.add(theirs);
-        }
+    fn merge(&mut self, other: &Counts) {
         self.data_sent += other.data_sent;
         self.data_received += other.data_received;
         for (key, n) in &other.outcomes {
@@ -115,21 +106,34 @@ impl Tally {
         self.unexpected += other.unexpected;
         self.req_failed += other.req_failed;
     }
+}
 
-    fn clear(&mut self) {
-        self.latency.reset();
-        self.latency_expected.reset();
-        self.connecting.reset();
-        for h in &mut self.phases {
-            h.reset();
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            latency: histogram(),
+            latency_expected: histogram(),
+            connecting: histogram(),
+            phases: [histogram(), histogram(), histogram(), histogram()],
+            counts: Counts::default(),
         }
-        self.data_sent = 0;
-        self.data_received = 0;
-        self.outcomes.clear();
-        self.checks.clear();
-        self.requests = 0;
-        self.unexpected = 0;
-        self.req_failed = 0;
+    }
+
+    /// Takes a recorder's requests: their times into the histograms (a recorder keeps raw
+    /// times, not histograms, so a flush costs its requests, not a histogram's buckets).
+    fn absorb(&mut self, timings: &[Timing], counts: &Counts) {
+        for t in timings {
+            let [duration, connecting, phases @ ..] = t.us;
+            self.latency.saturating_record(duration.max(1));
+            if t.expected {
+                self.latency_expected.saturating_record(duration.max(1));
+            }
+            self.connecting.saturating_record(connecting);
+            for (h, us) in self.phases.iter_mut().zip(phases) {
+                h.saturating_record(us);
+            }
+        }
+        self.counts.merge(counts);
     }
 }
 
@@ -152,7 +156,8 @@ pub struct Sample<'a> {
 
 /// One virtual user's counts, flushed into the run's [`Stats`] now and then and when dropped.
 pub struct Recorder {
-    local: Tally,
+    timings: Vec<Timing>,
+    counts: Counts,
     shared: Arc<Stats>,
     last_flush: Instant,
 }
@@ -195,48 +200,47 @@ impl Recorder {
             Outcome::Error(_) => ERROR,
         };
         let req_failed = self.shared.expected.failed(s.outcome);
-        let t = &mut self.local;
-        let us = micros(s.duration).max(1);
-        t.latency.saturating_record(us);
-        if !req_failed {
-            t.latency_expected.saturating_record(us);
-        }
-        t.connecting.saturating_record(micros(s.connecting));
         let p = &s.phases;
-        for (h, d) in t
-            .phases
-            .iter_mut()
-            .zip([p.blocked, p.sending, p.waiting, p.receiving])
-        {
-            h.saturating_record(micros(d));
-        }
-        t.data_sent += p.bytes_sent;
-        t.data_received += p.bytes_received;
-        t.bump_outcome(key, 1);
+        self.timings.push(Timing {
+            us: [
+                micros(s.duration),
+                micros(s.connecting),
+                micros(p.blocked),
+                micros(p.sending),
+                micros(p.waiting),
+                micros(p.receiving),
+            ],
+            expected: !req_failed,
+        });
+        let c = &mut self.counts;
+        c.data_sent += p.bytes_sent;
+        c.data_received += p.bytes_received;
+        c.bump_outcome(key, 1);
         for (name, ok) in s.checks {
-            t.bump_check(name, u64::from(*ok), u64::from(!*ok));
+            c.bump_check(name, u64::from(*ok), u64::from(!*ok));
         }
-        t.requests += 1;
-        t.unexpected += u64::from(unexpected);
-        t.req_failed += u64::from(req_failed);
+        c.requests += 1;
+        c.unexpected += u64::from(unexpected);
+        c.req_failed += u64::from(req_failed);
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
         if req_failed {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if t.requests >= FLUSH_EVERY || self.last_flush.elapsed() >= FLUSH_AFTER {
+        if c.requests >= FLUSH_EVERY || self.last_flush.elapsed() >= FLUSH_AFTER {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
         self.last_flush = Instant::now();
-        if self.local.requests == 0 {
+        if self.counts.requests == 0 {
             return;
         }
         let mut shared = self.shared.tally.lock().unwrap_or_else(|e| e.into_inner());
-        shared.merge(&self.local);
+        shared.absorb(&self.timings, &self.counts);
         drop(shared);
-        self.local.clear();
+        self.timings.clear();
+        self.counts = Counts::default();
     }
 }
 
@@ -446,7 +450,8 @@ impl Stats {
     /// Makes a recorder for one virtual user.
     pub fn recorder(self: &Arc<Self>) -> Recorder {
         Recorder {
-            local: Tally::new(),
+            timings: Vec::new(),
+            counts: Counts::default(),
             shared: self.clone(),
             last_flush: Instant::now(),
         }
@@ -472,6 +477,7 @@ impl Stats {
         let tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         let secs = elapsed.as_secs_f64().max(1e-9);
         let outcomes = tally
+            .counts
             .outcomes
             .iter()
             .map(|(key, n)| {
@@ -484,18 +490,26 @@ impl Stats {
             })
             .collect();
         let (passed, failed) = tally
+            .counts
             .checks
             .iter()
             .fold((0, 0), |(p, f), (_, cp, cf)| (p + cp, f + cf));
         let mut summary = Summary {
             scenario: scenario.to_owned(),
             duration_s: secs,
-            requests: tally.requests,
-            rps: tally.requests as f64 / secs,
-            http_req_failed: Rate::new(tally.req_failed, tally.requests - tally.req_failed),
+            requests: tally.counts.requests,
+            rps: tally.counts.requests as f64 / secs,
+            http_req_failed: Rate::new(
+                tally.counts.req_failed,
+                tally.counts.requests - tally.counts.req_failed,
+            ),
             expected_statuses: self.expected.to_string(),
-            unexpected: tally.unexpected,
-            unexpected_rate: Rate::new(tally.unexpected, tally.requests - tally.unexpected).rate,
+            unexpected: tally.counts.unexpected,
+            unexpected_rate: Rate::new(
+                tally.counts.unexpected,
+                tally.counts.requests - tally.counts.unexpected,
+            )
+            .rate,
             latency_ms: Latency::of(&tally.latency),
             latency_expected_ms: Latency::of(&tally.latency_expected),
             connecting_ms: Latency::of(&tally.connecting),
@@ -503,10 +517,11 @@ impl Stats {
             sending_ms: Latency::of(&tally.phases[1]),
             waiting_ms: Latency::of(&tally.phases[2]),
             receiving_ms: Latency::of(&tally.phases[3]),
-            data_sent: tally.data_sent,
-            data_received: tally.data_received,
+            data_sent: tally.counts.data_sent,
+            data_received: tally.counts.data_received,
             outcomes,
             checks: tally
+                .counts
                 .checks
                 .iter()
                 .map(|(k, p, f)| ((*k).to_owned(), [*p, *f]))

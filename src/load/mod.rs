@@ -16,6 +16,7 @@ pub mod k6;
 pub mod race;
 pub mod search;
 pub mod stats;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -168,11 +168,13 @@ async fn race(base: &str, csv: &std::path::Path, coupon: i64) -> anyhow::Result<
             json: None,
             quiet: true,
             monitor: None,
+            k6: Default::default(),
         },
         users: csv.to_owned(),
         coupon_id: coupon,
         vus: 1000,
         max_failed_rate: 0.0,
+        connect_at_barrier: false,
     };
     Ok((fastpick::load::race::run(&args).await?, coupon))
 }

@@ -209,6 +209,7 @@ fn main() -> anyhow::Result<()> {
                 json: None,
                 quiet: true,
                 monitor: None,
+                k6: Default::default(),
             },
             stages: stages.clone(),
             think_min: Duration::from_millis(100),
@@ -245,7 +246,7 @@ fn main() -> anyhow::Result<()> {
             s.latency_ms.p90,
             s.latency_ms.p99,
             s.latency_ms.max,
-            s.failed
+            s.unexpected
         );
     }
     let p99 = |name: &str| {
@@ -257,7 +258,7 @@ fn main() -> anyhow::Result<()> {
         "\np99 cached {:.1} ms (goal < 50), uncached {:.1} ms (goal < 150); zero errors: {}",
         p99("redis"),
         p99("off"),
-        rows.iter().all(|r| r.1.failed == 0)
+        rows.iter().all(|r| r.1.unexpected == 0)
     );
     drop((pg, redis));
     Ok(())

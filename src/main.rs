@@ -24,7 +24,13 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("fastpick: {err:#}");
-            std::process::ExitCode::FAILURE
+            // `fastpick load` exits as k6 does when a threshold failed.
+            match err.downcast_ref::<fastpick::load::ThresholdsCrossed>() {
+                Some(_) => {
+                    std::process::ExitCode::from(fastpick::load::ThresholdsCrossed::EXIT_CODE)
+                }
+                None => std::process::ExitCode::FAILURE,
+            }
         }
     }
 }

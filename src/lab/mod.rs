@@ -98,6 +98,7 @@ impl LabCommon {
             json: None,
             quiet: self.quiet,
             monitor: self.monitor_url(),
+            k6: crate::load::k6::K6Args::default(),
         }
     }
 

@@ -82,12 +82,13 @@ pub fn headline(summary: &Summary) -> String {
         "a threshold failed"
     };
     format!(
-        "{} requests in {:.2} s ({:.1}/s), {} failed ({:.2}%)\np50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\nanswers: {}\n{verdict}",
+        "{} requests in {:.2} s ({:.1}/s), http_req_failed {:.2}% ({}), {} unexpected\np50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms\nanswers: {}\n{verdict}",
         summary.requests,
         summary.duration_s,
         summary.rps,
-        summary.failed,
-        summary.failed_rate * 100.0,
+        summary.http_req_failed.rate * 100.0,
+        summary.http_req_failed.passes,
+        summary.unexpected,
         l.p50,
         l.p95,
         l.p99,

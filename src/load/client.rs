@@ -2,7 +2,8 @@
 //! reconnecting after errors, as k6 does.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Full};
@@ -11,6 +12,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::load::clock::{Clocked, Marks, Phases};
 
 /// Where requests go: a resolved address plus the Host header and path prefix.
 #[derive(Debug, Clone)]
@@ -59,10 +62,27 @@ pub enum Outcome {
     Error(String),
 }
 
+/// One request's answer and k6's timings of it.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    pub outcome: Outcome,
+    /// k6's http_req_duration: sending, waiting and receiving, without connecting; with no
+    /// answer, the time until the request gave up.
+    pub duration: Duration,
+    /// k6's http_req_connecting: the TCP connect this request opened (zero when its
+    /// connection was open already).
+    pub connecting: Duration,
+    /// k6's blocked, sending, waiting and receiving times and the bytes each way (zero
+    /// when nothing was written).
+    pub phases: Phases,
+}
+
 /// One virtual user's connection.
 pub struct Conn {
     target: Target,
     sender: Option<SendRequest<Full<Bytes>>>,
+    /// The open connection's socket marks.
+    marks: Option<Arc<Marks>>,
 }
 
 impl Conn {
@@ -71,15 +91,19 @@ impl Conn {
         Conn {
             target,
             sender: None,
+            marks: None,
         }
     }
 
     /// Opens the connection now.
     pub async fn connect(&mut self) -> anyhow::Result<()> {
+        self.marks = None;
         let stream = TcpStream::connect(self.target.addr).await?;
         stream.set_nodelay(true)?;
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let marks = Marks::new();
+        let io = TokioIo::new(Clocked::new(stream, marks.clone()));
+        self.marks = Some(marks);
+        let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
         tokio::spawn(async move {
             // The connection ends when the sender is dropped or the server closes it.
             let _ = connection.await;
@@ -97,7 +121,50 @@ impl Conn {
         body: Option<Bytes>,
         timeout: Duration,
     ) -> Outcome {
-        match tokio::time::timeout(timeout, self.exchange(method, path, token, body)).await {
+        self.send_timed(method, path, token, body, timeout)
+            .await
+            .outcome
+    }
+
+    /// Sends one request as [`Conn::send`] does and times it as k6 does: connecting apart
+    /// from the request. The timeout covers both, as k6's does.
+    pub async fn send_timed(
+        &mut self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Timed {
+        let start = Instant::now();
+        let mut connecting = Duration::ZERO;
+        let mut sent = start;
+        let mut bytes = (0, 0);
+        let attempt = async {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+                self.connect().await?;
+                connecting = start.elapsed();
+                sent = Instant::now();
+            }
+            if let Some(marks) = &self.marks {
+                bytes = marks.start();
+            }
+            self.exchange(method, path, token, body).await
+        };
+        let result = tokio::time::timeout(timeout, attempt).await;
+        let end = Instant::now();
+        let phases = self
+            .marks
+            .as_ref()
+            .and_then(|m| m.phases(start, end, bytes))
+            .unwrap_or_default();
+        // As k6: sending + waiting + receiving; with nothing written, from the connection.
+        let duration = if phases.bytes_sent > 0 {
+            phases.sending + phases.waiting + phases.receiving
+        } else {
+            end.saturating_duration_since(sent)
+        };
+        let outcome = match result {
             Ok(Ok((status, body))) => Outcome::Http(status, body),
             Ok(Err(e)) => {
                 self.sender = None;
@@ -107,6 +174,12 @@ impl Conn {
                 self.sender = None;
                 Outcome::Timeout
             }
+        };
+        Timed {
+            outcome,
+            duration,
+            connecting,
+            phases,
         }
     }
 
@@ -117,9 +190,6 @@ impl Conn {
         token: Option<&str>,
         body: Option<Bytes>,
     ) -> anyhow::Result<(u16, Bytes)> {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            self.connect().await?;
-        }
         let sender = self.sender.as_mut().context("not connected")?;
         sender.ready().await?;
         let mut req = Request::builder()

@@ -3,12 +3,20 @@
 //! (N users issue one coupon at the same instant) and `search` (ramping VUs searching), with a
 //! closed model (VUs) or an open model (constant arrival rate, latency counted from the
 //! scheduled send time), a live progress line, and a k6-like summary with thresholds.
+//! Its verdicts are k6's on the same run: `http_req_failed` counts every status >= 400 unless
+//! expected (`--expected-statuses`), the original scripts' checks are reported by their
+//! names, the original thresholds are named and judged as k6 judges them, and
+//! `--summary-export` writes k6's summary JSON.
 
 pub mod announce;
 pub mod client;
+pub mod clock;
+pub mod export;
+pub mod k6;
 pub mod race;
 pub mod search;
 pub mod stats;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::load::stats::{Stats, Summary, print_summary};
@@ -56,6 +64,18 @@ pub struct CommonArgs {
     /// dashboard, and the summary links to the dashboard at the run's time range.
     #[arg(long, env = "FASTPICK_MONITOR")]
     pub monitor: Option<String>,
+    #[command(flatten)]
+    pub k6: k6::K6Args,
+}
+
+/// A run whose thresholds did not all hold; `fastpick` exits with k6's code for it (99).
+#[derive(Debug, thiserror::Error)]
+#[error("thresholds crossed: {0}")]
+pub struct ThresholdsCrossed(pub String);
+
+impl ThresholdsCrossed {
+    /// k6's exit code when a threshold fails.
+    pub const EXIT_CODE: u8 = 99;
 }
 
 /// Runs a scenario, prints its summary, and fails when a threshold failed.
@@ -78,8 +98,19 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         std::fs::write(path, text)
             .with_context(|| format!("failed to write {}", path.display()))?;
     }
-    if !summary.passed() {
-        bail!("a threshold failed");
+    if let Some(path) = &common.k6.summary_export {
+        let text = serde_json::to_string_pretty(&export::summary_export(&summary))?;
+        std::fs::write(path, text)
+            .with_context(|| format!("failed to write {}", path.display()))?;
+    }
+    let crossed: Vec<&str> = summary
+        .thresholds
+        .iter()
+        .filter(|t| !t.passed)
+        .map(|t| t.name.as_str())
+        .collect();
+    if !crossed.is_empty() {
+        return Err(ThresholdsCrossed(crossed.join(", ")).into());
     }
     Ok(())
 }

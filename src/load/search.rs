@@ -15,7 +15,8 @@ use rand::seq::IndexedRandom;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::load::client::{Conn, Outcome, Target};
-use crate::load::stats::{Recorder, Stats, Summary, Thresholds};
+use crate::load::k6::Threshold;
+use crate::load::stats::{Recorder, Sample, Stats, Summary, Thresholds};
 use crate::load::{CommonArgs, Progress, raise_fd_limit};
 
 /// The original script's keywords; five of them are not produced by the seeder.
@@ -70,10 +71,10 @@ pub struct SearchArgs {
     /// Share of never-existing GHOST_ keywords (the original: 0.3).
     #[arg(long, default_value_t = 0.3)]
     pub ghost_ratio: f64,
-    /// p99 latency bar (the original: 2500 ms).
+    /// The original's threshold `http_req_duration: p(99)<X` (X = 2500 ms).
     #[arg(long, default_value = "2500ms", value_parser = humantime::parse_duration)]
     pub max_p99: Duration,
-    /// Failed-request share bar (the original: 1%).
+    /// The original's threshold `http_req_failed: rate<X` (X = 0.01).
     #[arg(long, default_value_t = 0.01)]
     pub max_failed_rate: f64,
 }
@@ -136,28 +137,48 @@ fn search_path(rng: &mut impl Rng, ghost_ratio: f64) -> String {
     format!("/api/v1/coupons?search={encoded}&filterType={filter}")
 }
 
-/// Sends one search and records it: correct = 200 with a non-null JSON body.
+/// The original script's check names.
+pub const IS_STATUS_200: &str = "is status 200";
+pub const CONTAINS_DATA: &str = "response contains data";
+
+/// Sends one search and records it with the original's checks: status 200, and a body that
+/// is JSON and not null. `since` is when the request was due (the open model's schedule),
+/// or None to time it as k6 does (from sending).
 async fn one_search(
     conn: &mut Conn,
     stats: &mut Recorder,
     path: &str,
     timeout: Duration,
-    since: Instant,
+    since: Option<Instant>,
 ) {
-    let outcome = conn.send(Method::GET, path, None, None, timeout).await;
+    let timed = conn
+        .send_timed(Method::GET, path, None, None, timeout)
+        .await;
+    let outcome = &timed.outcome;
     let is_200 = matches!(outcome, Outcome::Http(200, _));
-    let json = match &outcome {
+    let json = match outcome {
         Outcome::Http(_, body) => {
             serde_json::from_slice::<serde_json::Value>(body).is_ok_and(|v| !v.is_null())
         }
         _ => false,
     };
-    stats.record(
-        since.elapsed(),
-        &outcome,
-        is_200 && json,
-        &[("status is 200", is_200), ("body is JSON", json)],
-    );
+    stats.sample(Sample {
+        duration: since.map_or(timed.duration, |s| s.elapsed()),
+        connecting: timed.connecting,
+        phases: timed.phases,
+        outcome,
+        checks: &[(IS_STATUS_200, is_200), (CONTAINS_DATA, json)],
+    });
+}
+
+/// The original script's thresholds with these bars.
+pub fn original_thresholds(max_p99: Duration, max_failed_rate: f64) -> Vec<Threshold> {
+    let p99 = format!("http_req_duration: p(99)<{}", max_p99.as_millis());
+    let failed = format!("http_req_failed: rate<{max_failed_rate}");
+    [p99, failed]
+        .iter()
+        .filter_map(|t| Threshold::parse(t).ok())
+        .collect()
 }
 
 /// What the monitor's annotation says about a search run.
@@ -176,7 +197,7 @@ pub async fn run(args: &SearchArgs) -> anyhow::Result<Summary> {
         bail!("--think-min is longer than --think-max");
     }
     let target = Target::parse(&args.common.base_url).await?;
-    let stats = Stats::new();
+    let stats = Stats::expecting(args.common.k6.expected_statuses.clone());
     let vus = Arc::new(AtomicUsize::new(0));
     let progress = Progress::start(stats.clone(), vus.clone(), args.common.quiet);
     let start = Instant::now();
@@ -186,10 +207,10 @@ pub async fn run(args: &SearchArgs) -> anyhow::Result<Summary> {
     }
     let elapsed = start.elapsed();
     progress.stop();
-    let thresholds = Thresholds {
-        max_failed_rate: Some(args.max_failed_rate),
-        max_p99: Some(args.max_p99),
-    };
+    let thresholds = Thresholds::or_given(
+        original_thresholds(args.max_p99, args.max_failed_rate),
+        &args.common.k6.thresholds,
+    );
     Ok(stats.summary("search", elapsed, &thresholds))
 }
 
@@ -250,7 +271,7 @@ async fn closed_model(
                             rng.random_range(think.0..=think.1),
                         )
                     };
-                    one_search(&mut conn, &mut recorder, &path, timeout, Instant::now()).await;
+                    one_search(&mut conn, &mut recorder, &path, timeout, None).await;
                     if !pause.is_zero() {
                         tokio::time::sleep(pause).await;
                     }
@@ -314,7 +335,7 @@ async fn open_model(
                 &mut stats.recorder(),
                 &path,
                 timeout,
-                scheduled.into_std(),
+                Some(scheduled.into_std()),
             )
             .await;
             idle.lock().await.push(conn);
@@ -364,6 +385,21 @@ mod tests {
         assert!(
             search_path(&mut rng, 0.0).contains("search=")
                 && !search_path(&mut rng, 0.0).contains("GHOST")
+        );
+    }
+
+    #[test]
+    fn the_original_thresholds_are_named_as_k6_names_them() {
+        let names: Vec<String> = original_thresholds(Duration::from_millis(2500), 0.01)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "http_req_duration: p(99)<2500",
+                "http_req_failed: rate<0.01"
+            ]
         );
     }
 }

@@ -1,19 +1,23 @@
-//! What a load run measured: an HDR latency histogram, answers by status, named checks, and
-//! the thresholds judged on them; printed k6-style or written as JSON.
+//! What a load run measured: HDR histograms of k6's `http_req_duration` (all answers and the
+//! expected ones) and its request phases, answers by status, k6's `http_req_failed`, the
+//! scenario's named checks, and the thresholds judged on them (the report is in `summary`).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
 use crate::load::client::Outcome;
+use crate::load::clock::Phases;
+use crate::load::k6::{ExpectedStatuses, Threshold};
+pub use crate::load::summary::{Latency, Rate, Summary, ThresholdResult, print_summary};
 
 /// Counts shared by all virtual users of a run: [`Recorder`]s flush into it.
 pub struct Stats {
     tally: Mutex<Tally>,
+    /// Which answers count in `http_req_failed`.
+    expected: ExpectedStatuses,
     /// Live counters for the progress line, bumped on every request.
     requests: AtomicU64,
     failed: AtomicU64,
@@ -23,32 +27,53 @@ pub struct Stats {
 const TIMEOUT: u16 = 0;
 const ERROR: u16 = 1;
 
-/// Counts of one virtual user, or of the whole run.
-struct Tally {
-    /// Latency in microseconds, 1 µs .. 10 min, 3 significant digits.
-    latency: Histogram<u64>,
-    /// Answers by HTTP status, or TIMEOUT / ERROR.
-    outcomes: Vec<(u16, u64)>,
-    /// Check name, passed, failed.
-    checks: Vec<(&'static str, u64, u64)>,
-    requests: u64,
-    failed: u64,
+fn histogram() -> Histogram<u64> {
+    // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }
 
-impl Tally {
-    fn new() -> Self {
-        // 1 µs .. 600 s with 3 significant digits: constant, valid bounds, so this cannot fail.
-        let latency =
-            Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds");
-        Tally {
-            latency,
-            outcomes: Vec::new(),
-            checks: Vec::new(),
-            requests: 0,
-            failed: 0,
-        }
-    }
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
 
+/// Counts of the whole run.
+struct Tally {
+    /// k6's http_req_duration in microseconds, 1 µs .. 10 min, 3 significant digits.
+    latency: Histogram<u64>,
+    /// The same for answers with an expected status (k6's `{expected_response:true}`).
+    latency_expected: Histogram<u64>,
+    /// TCP connect time of each request, 0 when its connection was already open.
+    connecting: Histogram<u64>,
+    /// k6's blocked, sending, waiting, receiving.
+    phases: [Histogram<u64>; 4],
+    counts: Counts,
+}
+
+/// One request's times in microseconds: duration, connecting, blocked, sending, waiting,
+/// receiving; and whether its status was expected.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    us: [u64; 6],
+    expected: bool,
+}
+
+/// What a recorder adds up between flushes, and the run's totals.
+#[derive(Debug, Default)]
+struct Counts {
+    data_sent: u64,
+    data_received: u64,
+    /// Answers by HTTP status, or TIMEOUT / ERROR.
+    outcomes: Vec<(u16, u64)>,
+    /// Check name, passed, failed, in the order first seen.
+    checks: Vec<(&'static str, u64, u64)>,
+    requests: u64,
+    /// Requests that failed a check: answers the scenario does not expect.
+    unexpected: u64,
+    /// k6's http_req_failed: no answer, or a status not expected.
+    req_failed: u64,
+}
+
+impl Counts {
     fn bump_outcome(&mut self, key: u16, n: u64) {
         match self.outcomes.iter_mut().find(|(k, _)| *k == key) {
             Some((_, count)) => *count += n,
@@ -66,9 +91,9 @@ impl Tally {
         }
     }
 
-    fn merge(&mut self, other: &Tally) {
-        // Both histograms have the same bounds, so adding cannot fail.
-        let _ = self.latency.add(&other.latency);
+    fn merge(&mut self, other: &Counts) {
+        self.data_sent += other.data_sent;
+        self.data_received += other.data_received;
         for (key, n) in &other.outcomes {
             self.bump_outcome(*key, *n);
         }
@@ -76,13 +101,61 @@ impl Tally {
             self.bump_check(name, *p, *f);
         }
         self.requests += other.requests;
-        self.failed += other.failed;
+        self.unexpected += other.unexpected;
+        self.req_failed += other.req_failed;
     }
+}
+
+impl Tally {
+    fn new() -> Self {
+        Tally {
+            latency: histogram(),
+            latency_expected: histogram(),
+            connecting: histogram(),
+            phases: [histogram(), histogram(), histogram(), histogram()],
+            counts: Counts::default(),
+        }
+    }
+
+    /// Takes a recorder's requests: their times into the histograms (a recorder keeps raw
+    /// times, not histograms, so a flush costs its requests, not a histogram's buckets).
+    fn absorb(&mut self, timings: &[Timing], counts: &Counts) {
+        for t in timings {
+            let [duration, connecting, phases @ ..] = t.us;
+            self.latency.saturating_record(duration.max(1));
+            if t.expected {
+                self.latency_expected.saturating_record(duration.max(1));
+            }
+            self.connecting.saturating_record(connecting);
+            for (h, us) in self.phases.iter_mut().zip(phases) {
+                h.saturating_record(us);
+            }
+        }
+        self.counts.merge(counts);
+    }
+}
+
+/// One request as k6 would count it.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample<'a> {
+    /// k6's http_req_duration: from sending the request to the answer's last byte, without
+    /// connecting.
+    pub duration: Duration,
+    /// k6's http_req_connecting: the TCP connect this request waited for (zero on an open
+    /// connection).
+    pub connecting: Duration,
+    /// k6's other phases and the bytes each way (zero when not measured).
+    pub phases: Phases,
+    pub outcome: &'a Outcome,
+    /// The scenario's checks in order, as k6 records them (a check that k6 would not reach
+    /// is left out).
+    pub checks: &'a [(&'static str, bool)],
 }
 
 /// One virtual user's counts, flushed into the run's [`Stats`] now and then and when dropped.
 pub struct Recorder {
-    local: Tally,
+    timings: Vec<Timing>,
+    counts: Counts,
     shared: Arc<Stats>,
     last_flush: Instant,
 }
@@ -93,6 +166,12 @@ const FLUSH_EVERY: u64 = 256;
 const FLUSH_AFTER: Duration = Duration::from_millis(250);
 
 impl Recorder {
+    /// Records one request whose checks judge it: it is unexpected when one of them failed.
+    pub fn sample(&mut self, s: Sample<'_>) {
+        let unexpected = s.checks.iter().any(|(_, ok)| !ok);
+        self.add(s, unexpected);
+    }
+
     /// Records one request: its latency, outcome, and the checks it passed or failed.
     /// `correct` is the scenario's rule for a request that did what was expected.
     pub fn record(
@@ -102,44 +181,64 @@ impl Recorder {
         correct: bool,
         checks: &[(&'static str, bool)],
     ) {
-        let key = match outcome {
+        let s = Sample {
+            duration: latency,
+            connecting: Duration::ZERO,
+            phases: Phases::default(),
+            outcome,
+            checks,
+        };
+        self.add(s, !correct);
+    }
+
+    fn add(&mut self, s: Sample<'_>, unexpected: bool) {
+        let key = match s.outcome {
             Outcome::Http(status, _) => *status,
             Outcome::Timeout => TIMEOUT,
             Outcome::Error(_) => ERROR,
         };
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let t = &mut self.local;
-        t.latency.saturating_record(micros);
-        t.bump_outcome(key, 1);
-        for (name, ok) in checks {
-            t.bump_check(name, u64::from(*ok), u64::from(!*ok));
+        let req_failed = self.shared.expected.failed(s.outcome);
+        let p = &s.phases;
+        self.timings.push(Timing {
+            us: [
+                micros(s.duration),
+                micros(s.connecting),
+                micros(p.blocked),
+                micros(p.sending),
+                micros(p.waiting),
+                micros(p.receiving),
+            ],
+            expected: !req_failed,
+        });
+        let c = &mut self.counts;
+        c.data_sent += p.bytes_sent;
+        c.data_received += p.bytes_received;
+        c.bump_outcome(key, 1);
+        for (name, ok) in s.checks {
+            c.bump_check(name, u64::from(*ok), u64::from(!*ok));
         }
-        t.requests += 1;
-        t.failed += u64::from(!correct);
+        c.requests += 1;
+        c.unexpected += u64::from(unexpected);
+        c.req_failed += u64::from(req_failed);
         self.shared.requests.fetch_add(1, Ordering::Relaxed);
-        if !correct {
+        if req_failed {
             self.shared.failed.fetch_add(1, Ordering::Relaxed);
         }
-        if t.requests >= FLUSH_EVERY || self.last_flush.elapsed() >= FLUSH_AFTER {
+        if c.requests >= FLUSH_EVERY || self.last_flush.elapsed() >= FLUSH_AFTER {
             self.flush();
         }
     }
 
     fn flush(&mut self) {
         self.last_flush = Instant::now();
-        if self.local.requests == 0 {
+        if self.counts.requests == 0 {
             return;
         }
         let mut shared = self.shared.tally.lock().unwrap_or_else(|e| e.into_inner());
-        shared.merge(&self.local);
+        shared.absorb(&self.timings, &self.counts);
         drop(shared);
-        self.local.latency.reset();
-        self.local.outcomes.clear();
-        self.local.checks.clear();
-        self.local.requests = 0;
-        self.local.failed = 0;
+        self.timings.clear();
+        self.counts = Counts::default();
     }
 }
 
@@ -149,70 +248,26 @@ impl Drop for Recorder {
     }
 }
 
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Latency {
-    pub min: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-/// One threshold and whether it held.
-#[derive(Debug, Clone, Serialize)]
-pub struct ThresholdResult {
-    pub name: String,
-    pub passed: bool,
-}
-
-/// The end-of-run report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub scenario: String,
-    pub duration_s: f64,
-    pub requests: u64,
-    pub rps: f64,
-    /// Requests that failed the scenario's correctness rule.
-    pub failed: u64,
-    pub failed_rate: f64,
-    pub latency_ms: Latency,
-    pub outcomes: BTreeMap<String, u64>,
-    /// Check name → [passed, failed].
-    pub checks: BTreeMap<String, [u64; 2]>,
-    pub thresholds: Vec<ThresholdResult>,
-    /// The monitor's dashboard at the run's time range, when the run was announced.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dashboard: Option<String>,
-}
-
-impl Summary {
-    /// Tells whether every threshold held.
-    pub fn passed(&self) -> bool {
-        self.thresholds.iter().all(|t| t.passed)
-    }
-
-    /// Returns the count of answers with this key ("200", "400", "error", "timeout").
-    pub fn outcome(&self, key: &str) -> u64 {
-        self.outcomes.get(key).copied().unwrap_or(0)
-    }
-}
-
 /// A snapshot for the live progress line.
 #[derive(Debug, Clone, Copy)]
 pub struct Live {
     pub requests: u64,
+    /// k6's http_req_failed so far.
     pub failed: u64,
     pub p99_ms: f64,
 }
 
 impl Stats {
-    /// Starts empty.
+    /// Starts empty, with k6's default expected statuses (200-399).
     pub fn new() -> Arc<Self> {
+        Stats::expecting(ExpectedStatuses::default())
+    }
+
+    /// Starts empty; `expected` are the statuses that do not count in http_req_failed.
+    pub fn expecting(expected: ExpectedStatuses) -> Arc<Self> {
         Arc::new(Stats {
             tally: Mutex::new(Tally::new()),
+            expected,
             requests: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         })
@@ -221,7 +276,8 @@ impl Stats {
     /// Makes a recorder for one virtual user.
     pub fn recorder(self: &Arc<Self>) -> Recorder {
         Recorder {
-            local: Tally::new(),
+            timings: Vec::new(),
+            counts: Counts::default(),
             shared: self.clone(),
             last_flush: Instant::now(),
         }
@@ -245,24 +301,9 @@ impl Stats {
     /// Builds the report once every recorder is dropped; `thresholds` are judged on it.
     pub fn summary(&self, scenario: &str, elapsed: Duration, thresholds: &Thresholds) -> Summary {
         let tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
-        let h = &tally.latency;
-        let ms = |v: u64| v as f64 / 1000.0;
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let failed_rate = if tally.requests == 0 {
-            0.0
-        } else {
-            tally.failed as f64 / tally.requests as f64
-        };
-        let latency = Latency {
-            min: ms(h.min()),
-            p50: ms(h.value_at_quantile(0.50)),
-            p90: ms(h.value_at_quantile(0.90)),
-            p95: ms(h.value_at_quantile(0.95)),
-            p99: ms(h.value_at_quantile(0.99)),
-            max: ms(h.max()),
-            mean: h.mean() / 1000.0,
-        };
         let outcomes = tally
+            .counts
             .outcomes
             .iter()
             .map(|(key, n)| {
@@ -274,100 +315,97 @@ impl Stats {
                 (name, *n)
             })
             .collect();
+        let (passed, failed) = tally
+            .counts
+            .checks
+            .iter()
+            .fold((0, 0), |(p, f), (_, cp, cf)| (p + cp, f + cf));
         let mut summary = Summary {
             scenario: scenario.to_owned(),
             duration_s: secs,
-            requests: tally.requests,
-            rps: tally.requests as f64 / secs,
-            failed: tally.failed,
-            failed_rate,
-            latency_ms: latency,
+            requests: tally.counts.requests,
+            rps: tally.counts.requests as f64 / secs,
+            http_req_failed: Rate::new(
+                tally.counts.req_failed,
+                tally.counts.requests - tally.counts.req_failed,
+            ),
+            expected_statuses: self.expected.to_string(),
+            unexpected: tally.counts.unexpected,
+            unexpected_rate: Rate::new(
+                tally.counts.unexpected,
+                tally.counts.requests - tally.counts.unexpected,
+            )
+            .rate,
+            latency_ms: Latency::of(&tally.latency),
+            latency_expected_ms: Latency::of(&tally.latency_expected),
+            connecting_ms: Latency::of(&tally.connecting),
+            blocked_ms: Latency::of(&tally.phases[0]),
+            sending_ms: Latency::of(&tally.phases[1]),
+            waiting_ms: Latency::of(&tally.phases[2]),
+            receiving_ms: Latency::of(&tally.phases[3]),
+            data_sent: tally.counts.data_sent,
+            data_received: tally.counts.data_received,
             outcomes,
             checks: tally
+                .counts
                 .checks
                 .iter()
                 .map(|(k, p, f)| ((*k).to_owned(), [*p, *f]))
                 .collect(),
+            checks_rate: Rate::new(passed, failed),
             thresholds: Vec::new(),
             dashboard: None,
         };
-        summary.thresholds = thresholds.judge(&summary);
+        let pct = |t: &Threshold, p: f64| {
+            let h = match (t.base(), t.selector()) {
+                ("http_req_connecting", _) => &tally.connecting,
+                ("http_req_blocked", _) => &tally.phases[0],
+                ("http_req_sending", _) => &tally.phases[1],
+                ("http_req_waiting", _) => &tally.phases[2],
+                ("http_req_receiving", _) => &tally.phases[3],
+                (_, Some(_)) => &tally.latency_expected,
+                _ => &tally.latency,
+            };
+            if h.is_empty() {
+                0.0
+            } else {
+                h.value_at_quantile(p / 100.0) as f64 / 1000.0
+            }
+        };
+        summary.thresholds = thresholds.judge(&summary, &pct);
         summary
     }
 }
 
-/// Pass/fail bars for a run.
+/// Pass/fail bars for a run, as k6 writes them.
 #[derive(Debug, Clone, Default)]
-pub struct Thresholds {
-    /// Highest allowed share of failed requests (0.01 = 1%).
-    pub max_failed_rate: Option<f64>,
-    /// Highest allowed p99 latency.
-    pub max_p99: Option<Duration>,
-}
+pub struct Thresholds(pub Vec<Threshold>);
 
 impl Thresholds {
-    fn judge(&self, s: &Summary) -> Vec<ThresholdResult> {
-        let mut out = Vec::new();
-        if let Some(max) = self.max_failed_rate {
-            out.push(ThresholdResult {
-                name: format!(
-                    "failed rate {:.2}% < {:.2}%",
-                    s.failed_rate * 100.0,
-                    max * 100.0
-                ),
-                passed: s.failed_rate < max,
-            });
+    /// The original script's thresholds, or the ones given instead (`--threshold`).
+    pub fn or_given(original: Vec<Threshold>, given: &[Threshold]) -> Thresholds {
+        if given.is_empty() {
+            Thresholds(original)
+        } else {
+            Thresholds(given.to_vec())
         }
-        if let Some(max) = self.max_p99 {
-            let max_ms = max.as_secs_f64() * 1000.0;
-            out.push(ThresholdResult {
-                name: format!("p99 {:.1} ms < {max_ms:.0} ms", s.latency_ms.p99),
-                passed: s.latency_ms.p99 < max_ms,
-            });
-        }
-        out
     }
-}
 
-/// Writes the k6-like text report.
-pub fn print_summary(s: &Summary) {
-    let l = &s.latency_ms;
-    println!("\n  scenario ............: {}", s.scenario);
-    println!(
-        "  requests ............: {} in {:.2} s ({:.1}/s)",
-        s.requests, s.duration_s, s.rps
-    );
-    println!(
-        "  latency (ms) ........: min {:.2}  p50 {:.2}  p90 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}  mean {:.2}",
-        l.min, l.p50, l.p90, l.p95, l.p99, l.max, l.mean
-    );
-    let outcomes: Vec<String> = s
-        .outcomes
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect();
-    println!("  answers .............: {}", outcomes.join("  "));
-    println!(
-        "  failed ..............: {} ({:.2}%)",
-        s.failed,
-        s.failed_rate * 100.0
-    );
-    for (name, [pass, fail]) in &s.checks {
-        let total = (pass + fail).max(1);
-        println!(
-            "  check ...............: {:6.2}% ✓ {pass} ✗ {fail}  {name}",
-            *pass as f64 * 100.0 / total as f64
-        );
-    }
-    for t in &s.thresholds {
-        println!(
-            "  threshold ...........: {} {}",
-            if t.passed { "✓" } else { "✗" },
-            t.name
-        );
-    }
-    if let Some(link) = &s.dashboard {
-        println!("  dashboard ...........: {link}");
+    fn judge(&self, s: &Summary, pct: &dyn Fn(&Threshold, f64) -> f64) -> Vec<ThresholdResult> {
+        self.0
+            .iter()
+            .map(|t| {
+                // A selector we do not keep has no samples: k6 judges an empty rate as 0.
+                let value = s.value_of(t, pct).unwrap_or(0.0);
+                ThresholdResult {
+                    name: t.to_string(),
+                    metric: t.metric.clone(),
+                    expr: t.expr.clone(),
+                    value,
+                    passed: t.holds(value),
+                }
+            })
+            .collect()
     }
 }
 
@@ -375,6 +413,14 @@ pub fn print_summary(s: &Summary) {
 mod tests {
     use super::*;
     use hyper::body::Bytes;
+
+    fn judged(stats: &Stats, thresholds: &[&str]) -> Summary {
+        let t = thresholds
+            .iter()
+            .map(|t| Threshold::parse(t).expect("parses"))
+            .collect();
+        stats.summary("test", Duration::from_secs(2), &Thresholds(t))
+    }
 
     #[test]
     fn summary_counts_outcomes_checks_and_judges_thresholds() {
@@ -396,14 +442,19 @@ mod tests {
             "live counters move before any flush"
         );
         drop((a, b));
-        let t = Thresholds {
-            max_failed_rate: Some(0.05),
-            max_p99: Some(Duration::from_millis(50)),
-        };
-        let s = stats.summary("test", Duration::from_secs(2), &t);
+        let s = judged(
+            &stats,
+            &["http_req_failed: rate<0.05", "http_req_duration: p(99)<50"],
+        );
         assert_eq!(
-            (s.requests, s.failed, s.outcome("200"), s.outcome("timeout")),
-            (101, 1, 100, 1)
+            (
+                s.requests,
+                s.unexpected,
+                s.http_req_failed.passes,
+                s.outcome("200"),
+                s.outcome("timeout")
+            ),
+            (101, 1, 1, 100, 1)
         );
         assert_eq!(s.checks["is 200"], [100, 1]);
         assert!(
@@ -412,8 +463,59 @@ mod tests {
             s.latency_ms.p50
         );
         assert!((s.rps - 50.5).abs() < 1e-9);
+        assert_eq!(s.thresholds[0].name, "http_req_failed: rate<0.05");
         assert!(s.thresholds[0].passed, "1/101 < 5%");
         assert!(!s.thresholds[1].passed, "p99 ~99 ms is over 50 ms");
         assert!(!s.passed());
+    }
+
+    #[test]
+    fn http_req_failed_follows_the_expected_statuses_and_checks_are_apart() {
+        let sold_out = Outcome::Http(400, Bytes::from_static(br#"{"code":"CP04"}"#));
+        let issued = Outcome::Http(200, Bytes::new());
+        let run = |stats: Arc<Stats>| {
+            let mut r = stats.recorder();
+            for (outcome, n, ms) in [(&issued, 10, 3), (&sold_out, 90, 7)] {
+                for _ in 0..n {
+                    r.sample(Sample {
+                        duration: Duration::from_millis(ms),
+                        connecting: Duration::from_millis(1),
+                        phases: Phases::default(),
+                        outcome,
+                        checks: &[("is acceptable", true), ("sold out or issued", true)],
+                    });
+                }
+            }
+            drop(r);
+            judged(
+                &stats,
+                &[
+                    "http_req_failed: rate<0.05",
+                    "checks: rate>0.99",
+                    "checks{check:sold out or issued}: rate>0.95",
+                    "http_req_connecting: max<5",
+                ],
+            )
+        };
+        let k6 = run(Stats::new());
+        assert_eq!(
+            (k6.http_req_failed.passes, k6.http_req_failed.fails),
+            (90, 10)
+        );
+        assert!((k6.http_req_failed.rate - 0.9).abs() < 1e-9);
+        assert_eq!(k6.unexpected, 0, "every answer passed its checks");
+        assert_eq!(k6.checks_rate.passes, 200);
+        let verdicts: Vec<bool> = k6.thresholds.iter().map(|t| t.passed).collect();
+        assert_eq!(verdicts, [false, true, true, true], "{:?}", k6.thresholds);
+        assert!(!k6.passed());
+        let (all, expected) = (k6.latency_ms.max, k6.latency_expected_ms.max);
+        assert!(
+            all > 6.9 && expected < 3.1,
+            "only the 200s: {all} {expected}"
+        );
+        let with_400 = run(Stats::expecting("200-399,400".parse().expect("parses")));
+        assert_eq!(with_400.http_req_failed.passes, 0);
+        assert!(with_400.passed(), "{:?}", with_400.thresholds);
+        assert_eq!(with_400.expected_statuses, "200-399,400");
     }
 }

@@ -1,10 +1,13 @@
-//! `fastpick load` against a real app: the summary's counts match what the server recorded.
+//! `fastpick load` against a real app: the summary's counts match what the server recorded,
+//! and its verdicts are k6's (http_req_failed, the original's checks and thresholds, the
+//! summary-export file).
 
 use std::time::Duration;
 
-use fastpick::load::CommonArgs;
+use fastpick::load::k6::K6Args;
 use fastpick::load::race::RaceArgs;
 use fastpick::load::search::SearchArgs;
+use fastpick::load::{CommonArgs, LoadArgs, Scenario, ThresholdsCrossed};
 
 use crate::helpers::{CouponSpec, spawn_app};
 
@@ -15,6 +18,7 @@ fn common(base: &str) -> CommonArgs {
         json: None,
         quiet: true,
         monitor: None,
+        k6: K6Args::default(),
     }
 }
 
@@ -35,6 +39,7 @@ async fn race_summary_matches_the_issued_rows() {
         coupon_id: coupon,
         vus: 40,
         max_failed_rate: 0.05,
+        connect_at_barrier: false,
     };
     let summary = fastpick::load::race::run(&args).await.expect("race runs");
     std::fs::remove_file(&csv).ok();
@@ -46,12 +51,11 @@ async fn race_summary_matches_the_issued_rows() {
             .expect("rows");
     assert_eq!(summary.requests, 40);
     assert_eq!(summary.outcome("200") as i64, rows);
-    assert_eq!((rows, summary.outcome("400"), summary.failed), (15, 25, 0));
-    assert!(summary.passed());
     assert_eq!(
-        summary.checks["status is 200/202, or 400 CP04/CP05"],
-        [40, 0]
+        (rows, summary.outcome("400"), summary.unexpected),
+        (15, 25, 0)
     );
+    assert_eq!(summary.checks["success or out of stock"], [40, 0]);
 }
 
 #[tokio::test]
@@ -65,10 +69,12 @@ async fn race_counts_wrong_answers_as_failed_and_fails_the_threshold() {
         coupon_id: 1,
         vus: 5,
         max_failed_rate: 0.05,
+        connect_at_barrier: false,
     };
     let summary = fastpick::load::race::run(&args).await.expect("race runs");
     std::fs::remove_file(&csv).ok();
-    assert_eq!((summary.outcome("401"), summary.failed), (5, 5));
+    assert_eq!((summary.outcome("401"), summary.unexpected), (5, 5));
+    assert_eq!(summary.http_req_failed.passes, 5);
     assert!(!summary.passed());
 }
 
@@ -108,7 +114,19 @@ async fn search_summary_matches_the_server_count_in_both_models() {
         .await
         .expect("closed model runs");
     assert!(closed.requests > 10, "{}", closed.requests);
-    assert_eq!((closed.failed, closed.outcome("200")), (0, closed.requests));
+    assert_eq!(
+        (closed.http_req_failed.passes, closed.outcome("200")),
+        (0, closed.requests)
+    );
+    assert_eq!(
+        closed.checks["is status 200"],
+        [closed.requests, 0],
+        "the original's check names"
+    );
+    assert_eq!(
+        closed.checks["response contains data"],
+        [closed.requests, 0]
+    );
     assert_eq!(server_count(&app).await, closed.requests);
     let open = SearchArgs {
         rate: Some(80),
@@ -121,4 +139,198 @@ async fn search_summary_matches_the_server_count_in_both_models() {
     assert_eq!(open.requests, 40, "80/s for 0.5 s");
     assert_eq!(server_count(&app).await, closed.requests + open.requests);
     assert!(open.passed());
+}
+
+/// A race of `vus` for a stock of `stock` through `fastpick load race`, as the CLI runs it.
+async fn cli_race(
+    app: &crate::helpers::TestApp,
+    stock: i32,
+    vus: usize,
+    k6: K6Args,
+    connect_at_barrier: bool,
+) -> anyhow::Result<()> {
+    let coupon = app
+        .coupon(crate::helpers::CouponSpec {
+            total: stock,
+            ..Default::default()
+        })
+        .await;
+    let csv = app.users_csv(
+        &app.users_named(&format!("k6r{}x", rand::random::<u32>()), vus)
+            .await,
+    );
+    let args = LoadArgs {
+        scenario: Scenario::Race(RaceArgs {
+            common: CommonArgs {
+                k6,
+                ..common(&app.base)
+            },
+            users: csv.clone(),
+            coupon_id: coupon,
+            vus,
+            max_failed_rate: 0.05,
+            connect_at_barrier,
+        }),
+    };
+    let result = fastpick::load::run(args).await;
+    std::fs::remove_file(&csv).ok();
+    result
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).expect("file written");
+    std::fs::remove_file(path).ok();
+    serde_json::from_str(&text).expect("json")
+}
+
+fn temp(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("fastpick-{name}-{}.json", rand::random::<u64>()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sold_out_400s_count_in_http_req_failed_and_fail_the_original_threshold_as_in_k6() {
+    let app = spawn_app().await;
+    let export = temp("export");
+    let k6 = K6Args {
+        summary_export: Some(export.clone()),
+        ..K6Args::default()
+    };
+    // A stock of 4 for 40 VUs: 36 sold-out 400s, 90% in k6's http_req_failed.
+    let err = cli_race(&app, 4, 40, k6, false)
+        .await
+        .expect_err("the original's http_req_failed: rate<0.05 fails, as in k6");
+    let crossed = err
+        .downcast_ref::<ThresholdsCrossed>()
+        .expect("a threshold failed, not the run");
+    assert_eq!(crossed.0, "http_req_failed: rate<0.05");
+    let k6 = read_json(&export);
+    let failed = &k6["metrics"]["http_req_failed"];
+    assert_eq!(
+        (failed["passes"].as_u64(), failed["fails"].as_u64()),
+        (Some(36), Some(4))
+    );
+    assert!(
+        (failed["value"].as_f64().expect("value") - 0.9).abs() < 1e-9,
+        "{failed}"
+    );
+    assert_eq!(
+        failed["thresholds"]["rate<0.05"], true,
+        "k6 writes true for a failed threshold"
+    );
+    // The original's checks, by name, in k6's root group: every answer was a correct one.
+    let checks = &k6["root_group"]["checks"];
+    for name in [
+        "is acceptable response",
+        "success or out of stock",
+        "no system error",
+    ] {
+        assert_eq!(checks[name]["passes"], 40, "{name}: {checks}");
+        assert_eq!(checks[name]["fails"], 0, "{name}");
+        assert_eq!(checks[name]["path"], format!("::{name}"));
+    }
+    assert_eq!(k6["metrics"]["checks"]["value"], 1.0);
+    // k6's keys for what we measure.
+    for key in [
+        "http_reqs",
+        "iterations",
+        "http_req_duration",
+        "http_req_duration{expected_response:true}",
+        "http_req_blocked",
+        "http_req_connecting",
+        "http_req_tls_handshaking",
+        "http_req_sending",
+        "http_req_waiting",
+        "http_req_receiving",
+        "data_sent",
+        "data_received",
+        "http_req_failed",
+        "checks",
+    ] {
+        assert!(k6["metrics"].get(key).is_some(), "{key} missing: {k6}");
+    }
+    // Every request and answer crossed the socket, and its time was mostly waiting.
+    let m = &k6["metrics"];
+    assert!(
+        m["data_sent"]["count"]
+            .as_u64()
+            .is_some_and(|n| n > 40 * 100),
+        "{m}"
+    );
+    assert!(
+        m["data_received"]["count"]
+            .as_u64()
+            .is_some_and(|n| n > 40 * 50),
+        "{m}"
+    );
+    let waiting = m["http_req_waiting"]["max"].as_f64().expect("waiting");
+    let duration = m["http_req_duration"]["max"].as_f64().expect("duration");
+    assert!(waiting > 0.0 && waiting <= duration, "{waiting} {duration}");
+    for key in ["avg", "min", "med", "max", "p(90)", "p(95)"] {
+        assert!(k6["metrics"]["http_req_duration"][key].is_number(), "{key}");
+    }
+    assert_eq!(k6["metrics"]["http_reqs"]["count"], 40);
+    assert_eq!(k6["root_group"]["id"], "d41d8cd98f00b204e9800998ecf8427e");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn expected_statuses_with_400_pass_the_original_threshold_and_thresholds_can_be_given() {
+    let app = spawn_app().await;
+    let export = temp("expected");
+    let k6 = K6Args {
+        expected_statuses: "200-399,400".parse().expect("statuses"),
+        summary_export: Some(export.clone()),
+        ..K6Args::default()
+    };
+    cli_race(&app, 4, 40, k6, true)
+        .await
+        .expect("400 is expected: http_req_failed is 0%");
+    let k6 = read_json(&export);
+    assert_eq!(k6["metrics"]["http_req_failed"]["passes"], 0, "{k6}");
+    assert_eq!(
+        k6["metrics"]["http_req_failed"]["thresholds"]["rate<0.05"],
+        false
+    );
+    // --connect-at-barrier: every VU connected after the barrier, as k6's do.
+    assert!(
+        k6["metrics"]["http_req_connecting"]["max"]
+            .as_f64()
+            .is_some_and(|ms| ms > 0.0),
+        "{}",
+        k6["metrics"]["http_req_connecting"]
+    );
+    // Thresholds given as k6 writes them replace the original's: judged on the checks.
+    let export = temp("given");
+    let given = K6Args {
+        thresholds: vec![
+            "checks: rate>0.99".parse().expect("threshold"),
+            "checks{check:success or out of stock}: rate>=1"
+                .parse()
+                .expect("threshold"),
+            "http_req_duration: p(95)<60000".parse().expect("threshold"),
+        ],
+        summary_export: Some(export.clone()),
+        ..K6Args::default()
+    };
+    cli_race(&app, 4, 40, given, false)
+        .await
+        .expect("the checks all pass although http_req_failed is 90%");
+    let k6 = read_json(&export);
+    assert_eq!(
+        k6["metrics"]["checks"]["thresholds"]["rate>0.99"], false,
+        "{k6}"
+    );
+    let sub = &k6["metrics"]["checks{check:success or out of stock}"];
+    assert_eq!(
+        (
+            sub["passes"].as_u64(),
+            sub["thresholds"]["rate>=1"].as_bool()
+        ),
+        (Some(40), Some(false)),
+        "{sub}"
+    );
+    assert!(k6["metrics"]["http_req_failed"].get("thresholds").is_none());
+    assert_eq!(
+        k6["metrics"]["http_req_duration"]["thresholds"]["p(95)<60000"],
+        false
+    );
 }

@@ -42,11 +42,13 @@ async fn race(base: &str, csv: &std::path::Path, coupon: i64, vus: usize) -> Sum
             json: None,
             quiet: true,
             monitor: None,
+            k6: Default::default(),
         },
         users: csv.to_path_buf(),
         coupon_id: coupon,
         vus,
         max_failed_rate: 0.05,
+        connect_at_barrier: false,
     };
     fastpick::load::race::run(&args).await.expect("race runs")
 }
@@ -78,7 +80,7 @@ async fn a_thousand_users_on_a_hundred_stock_get_exactly_a_hundred_with_every_st
         let s = race(&app.base, &csv, coupon, 1000).await;
         std::fs::remove_file(&csv).ok();
         assert_eq!(
-            (s.outcome("200"), s.outcome("400"), s.failed),
+            (s.outcome("200"), s.outcome("400"), s.unexpected),
             (100, 900, 0),
             "{strategy:?}: {:?}",
             s.outcomes
@@ -106,7 +108,7 @@ async fn one_user_twenty_times_at_once_gets_exactly_one_with_every_strategy() {
         let s = race(&app.base, &csv, coupon, 20).await;
         std::fs::remove_file(&csv).ok();
         assert_eq!(
-            (s.outcome("200"), s.outcome("400"), s.failed),
+            (s.outcome("200"), s.outcome("400"), s.unexpected),
             (1, 19, 0),
             "{strategy:?}: {:?}",
             s.outcomes
@@ -204,7 +206,7 @@ async fn redis_restarted_empty_between_and_during_races_keeps_the_stock_exact() 
     std::fs::remove_file(&csv2).ok();
     assert_eq!(s2.outcome("200"), 100, "{:?}", s2.outcomes);
     assert_eq!(
-        s2.failed, 0,
+        s2.unexpected, 0,
         "no 5xx, no connection errors: {:?}",
         s2.outcomes
     );
@@ -364,7 +366,7 @@ async fn app_killed_mid_race_restarts_consistent_and_rebuilds_the_gate() {
     child.kill().expect("kill");
     child.wait().expect("reaped");
     std::fs::remove_file(&csv).ok();
-    assert_eq!(again.failed, 0, "{:?}", again.outcomes);
+    assert_eq!(again.unexpected, 0, "{:?}", again.outcomes);
     assert_eq!(
         ledger(&prep.db, coupon).await,
         (500, 500, 500),
@@ -439,7 +441,7 @@ async fn postgres_restarted_mid_race_gives_clean_503s_and_the_pool_recovers() {
             let csv = app.users_csv(batch);
             let again = race(&app.base, &csv, coupon, batch.len()).await;
             std::fs::remove_file(&csv).ok();
-            assert_eq!(again.failed, 0, "{strategy:?}: {:?}", again.outcomes);
+            assert_eq!(again.unexpected, 0, "{strategy:?}: {:?}", again.outcomes);
         }
         assert_eq!(
             ledger(&app.db, coupon).await,

@@ -87,7 +87,7 @@ impl Fastpick {
             "[proxy]\nlisten = \"127.0.0.1:{proxy_port}\"\nupstreams = [{upstreams}]\naccess_log = \"off\"\nthreads = 2\n\
              [app]\nlisten = \"127.0.0.1:{app_port}\"\nshutdown_grace = \"{}s\"\n\
              [monitor]\nlisten = \"127.0.0.1:{monitor_port}\"\ndata_dir = \"{}\"\n\
-             [database]\nhost = \"127.0.0.1\"\nport = {}\nname = \"{}\"\nusername = \"postgres\"\nmax_connections = 4\n\
+             [database]\nhost = \"127.0.0.1\"\nport = {}\nname = \"{}\"\nusername = \"postgres\"\nmax_connections = 4\nmin_connections = 1\n\
              [redis]\nhost = \"127.0.0.1\"\nport = {}\n[log]\nlevel = \"warn\"\n{extra}\n",
             APP_GRACE.as_secs(),
             dir.join("monitor").display(),
@@ -379,7 +379,10 @@ async fn every_role_combination_stops_within_its_grace_period_on_sigint_and_sigt
                 let times: Vec<Duration> = outcomes
                     .iter()
                     .filter(|o| {
-                        o.cycle.roles == roles && o.cycle.signal == signal && o.cycle.loaded == loaded
+                        o.cycle.roles == roles
+                            && o.cycle.signal == signal
+                            && o.cycle.loaded == loaded
+                            && o.stop_time > Duration::ZERO
                     })
                     .map(|o| o.stop_time)
                     .collect();

@@ -163,7 +163,10 @@ async fn keep_alive_requests_reuse_pooled_upstream_connections_across_threads() 
         per_1000 <= 0.5,
         "{opened} upstream connections opened for {sent} keep-alive requests after warm-up"
     );
-    assert!(before <= CLIENTS + 2, "{before} connections for {CLIENTS} clients");
+    assert!(
+        before <= CLIENTS + 2,
+        "{before} connections for {CLIENTS} clients"
+    );
 }
 
 #[test]
@@ -182,5 +185,8 @@ fn vendored_pingora_core_is_original_plus_patch() {
         eprintln!("skipped: {report}");
         return;
     }
-    assert!(out.status.success(), "vendor/pingora-core differs: {report}");
+    assert!(
+        out.status.success(),
+        "vendor/pingora-core differs: {report}"
+    );
 }

@@ -333,9 +333,10 @@ async fn run_cycle(cycle: Cycle, backends: &Backends) -> Outcome {
         Some(_) if log_bytes > MAX_LOG_BYTES => {
             Some(format!("log of {log_bytes} bytes: {}", proc.log()))
         }
-        Some(_) if cycle.loaded && outcome.requests < 20 => {
-            Some(format!("only {} requests answered under load", outcome.requests))
-        }
+        Some(_) if cycle.loaded && outcome.requests < 20 => Some(format!(
+            "only {} requests answered under load",
+            outcome.requests
+        )),
         Some(_) => None,
     };
     outcome

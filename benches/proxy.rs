@@ -5,6 +5,10 @@
 //!    keepalive on both: req/s, p50/p99, RSS after the run. A third row is pingora alone:
 //!    this benchmark re-run as the smallest pingora proxy (one fixed peer, no filters, same
 //!    server settings), which shows what pingora itself costs before any of our code.
+//!    Two more columns: upstream connections opened per 1,000 proxied requests after warm-up
+//!    (the upstream logs `$msec $connection $uri`; the first second of the measured run and
+//!    health checks are left out), and CPU µs per request (utime + stime of the proxy's
+//!    process tree from /proc over the measured run, divided by the requests wrk counted).
 //! 2. The real API (`GET /api/v1/coupons/{id}`): `--role proxy+app` in one process vs
 //!    `--role proxy` in front of `--role app` (two processes).
 //!
@@ -17,7 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 mod common;
-use common::{SECRET, rss_kib_tree, run_wrk, start_nginx, start_nginx_with, status_kib_tree};
+use common::{
+    SECRET, cpu_seconds_tree, rss_kib_tree, run_wrk, run_wrk_counted, start_nginx_with,
+    status_kib_tree,
+};
 
 /// A `fastpick` process of this benchmark, stopped when dropped.
 struct Fastpick(Child);
@@ -79,14 +86,45 @@ struct Row {
     rss_mib: f64,
     /// Private (anonymous) part of the RSS: the rest is the binaries' pages.
     anon_mib: f64,
+    /// CPU time of the measured processes per request.
+    cpu_us: f64,
+    /// Upstream connections opened per 1,000 requests after warm-up, when the upstream logs
+    /// them.
+    connects: Option<f64>,
 }
 
-fn measure(name: &str, url: &str, pids: &[u32], conns: u32, secs: u32) -> anyhow::Result<Row> {
+/// The part of a measured run left out of the connection count: a new wrk run's clients
+/// replace the warm-up's, whose in-flight requests were cut and their upstream connections
+/// closed (by nginx and pingora alike); the pool refills at the start of the next run.
+const SETTLE_SECS: f64 = 1.0;
+
+/// Measures `url` under wrk (after a 2 s warm-up); `pids` are the processes (with their
+/// children) whose memory and CPU count; `upstream_log` is the upstream's access log, when it
+/// counts connections.
+fn measure(
+    name: &str,
+    url: &str,
+    pids: &[u32],
+    conns: u32,
+    secs: u32,
+    upstream_log: Option<&std::path::Path>,
+) -> anyhow::Result<Row> {
     // Warm-up: connections, pools and caches on both sides.
     run_wrk(url, conns, 2)?;
-    let (rps, p50, p99) = run_wrk(url, conns, secs)?;
+    let cpu = || pids.iter().map(|p| cpu_seconds_tree(*p)).sum::<f64>();
+    let (cpu_before, started) = (cpu(), unix_secs());
+    let (rps, p50, p99, requests) = run_wrk_counted(url, conns, secs)?;
+    let (cpu_after, ended) = (cpu(), unix_secs());
     let rss_kib: u64 = pids.iter().map(|p| rss_kib_tree(*p)).sum();
     let anon_kib: u64 = pids.iter().map(|p| status_kib_tree(*p, "RssAnon:")).sum();
+    let connects = match upstream_log {
+        Some(log) => {
+            // nginx writes its log buffer out at least once a second.
+            std::thread::sleep(Duration::from_millis(1500));
+            Some(connects_per_1000(log, started + SETTLE_SECS, ended)?)
+        }
+        None => None,
+    };
     Ok(Row {
         name: name.to_owned(),
         rps,
@@ -94,16 +132,62 @@ fn measure(name: &str, url: &str, pids: &[u32], conns: u32, secs: u32) -> anyhow
         p99,
         rss_mib: rss_kib as f64 / 1024.0,
         anon_mib: anon_kib as f64 / 1024.0,
+        cpu_us: (cpu_after - cpu_before) * 1e6 / requests.max(1) as f64,
+        connects,
     })
 }
 
+/// Seconds since the Unix epoch (nginx's `$msec` clock).
+fn unix_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// From an upstream access log of `$msec $connection $uri` lines: connections first seen
+/// between `from` and `to` per 1,000 `/api/` requests logged between them.
+fn connects_per_1000(log: &std::path::Path, from: f64, to: f64) -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string(log).context("upstream access log")?;
+    let mut first_seen = std::collections::HashMap::new();
+    let mut requests = 0u64;
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(msec), Some(conn), Some(uri)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        // The proxy's health checks open their own connections: not proxied requests.
+        if !uri.starts_with("/api/") {
+            continue;
+        }
+        let Ok(at) = msec.parse::<f64>() else {
+            continue;
+        };
+        first_seen.entry(conn.to_owned()).or_insert(at);
+        if (from..=to).contains(&at) {
+            requests += 1;
+        }
+    }
+    if requests == 0 {
+        bail!("no proxied request in the upstream log between {from} and {to}");
+    }
+    let opened = first_seen
+        .values()
+        .filter(|at| (from..=to).contains(*at))
+        .count();
+    Ok(opened as f64 * 1000.0 / requests as f64)
+}
+
 fn print(rows: &[Row]) {
-    println!("| | req/s | p50 ms | p99 ms | RSS MiB | of it anonymous MiB |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| | req/s | p50 ms | p99 ms | RSS MiB | of it anonymous MiB | CPU µs/req | upstream connects per 1,000 req |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for r in rows {
+        let connects = r.connects.map_or("–".to_owned(), |c| format!("{c:.2}"));
         println!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} |",
-            r.name, r.rps, r.p50, r.p99, r.rss_mib, r.anon_mib
+            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} | {connects} |",
+            r.name, r.rps, r.p50, r.p99, r.rss_mib, r.anon_mib, r.cpu_us
         );
     }
 }
@@ -151,9 +235,21 @@ fn main() -> anyhow::Result<()> {
     let secs: u32 = common::env_or("BENCH_SECONDS", 10);
     let port = || fastpick::local::free_port();
 
-    // 1. Fixed-response upstream.
+    // 1. Fixed-response upstream, logging each request's time, connection and path.
     let upstream_port = port()?;
-    let _upstream = start_nginx(upstream_port)?;
+    let upstream = start_nginx_with(
+        1,
+        upstream_port,
+        &format!(
+            "log_format conns '$msec $connection $uri';\n\
+             server {{ listen 127.0.0.1:{upstream_port}; keepalive_requests 1000000;\n\
+             access_log upstream.log conns buffer=256k flush=1s;\n\
+             location / {{ default_type application/json;\n\
+             return 200 '{{\"code\":\"S000\",\"message\":\"Success\",\"data\":{{\"content\":[]}}}}'; }} }}"
+        ),
+    )?;
+    let upstream_log = upstream.dir.join("upstream.log");
+    let upstream_log = Some(upstream_log.as_path());
     let nginx_port = port()?;
     let nginx = start_nginx_with(
         2,
@@ -184,6 +280,7 @@ fn main() -> anyhow::Result<()> {
         &[nginx.child.id()],
         conns,
         secs,
+        upstream_log,
     )?;
     let ours_row = measure(
         "fastpick --role proxy (2 threads)",
@@ -191,6 +288,7 @@ fn main() -> anyhow::Result<()> {
         &[proxy.0.id()],
         conns,
         secs,
+        upstream_log,
     )?;
     let bare_port = port()?;
     let bare = start_bare(
@@ -204,8 +302,9 @@ fn main() -> anyhow::Result<()> {
         &[bare.0.id()],
         conns,
         secs,
+        upstream_log,
     )?;
-    drop((proxy, nginx, bare));
+    drop((proxy, nginx, bare, upstream));
     println!(
         "\nreverse proxy over a fixed-response upstream (nginx, 1 worker): wrk -t2 -c{conns} -d{secs}s, 2 shared cores\n"
     );
@@ -264,6 +363,7 @@ fn main() -> anyhow::Result<()> {
         &[one.0.id()],
         conns,
         secs,
+        None,
     )?;
     drop(one);
     let app_port = port()?;
@@ -288,6 +388,7 @@ fn main() -> anyhow::Result<()> {
         &[proxy.0.id(), app.0.id()],
         conns,
         secs,
+        None,
     )?;
     let direct_row = measure(
         "app alone (no proxy)",
@@ -295,6 +396,7 @@ fn main() -> anyhow::Result<()> {
         &[app.0.id()],
         conns,
         secs,
+        None,
     )?;
     drop((proxy, app));
     println!("\nGET {path} (PostgreSQL read per request): wrk -t2 -c{conns} -d{secs}s\n");

@@ -59,7 +59,8 @@ pub fn start_app(pg: u16, redis: u16, port: u16, env: &[(&str, String)]) -> anyh
 /// A running nginx, stopped when dropped.
 pub struct Nginx {
     pub child: Child,
-    dir: std::path::PathBuf,
+    /// Its prefix directory (config, logs), removed when dropped.
+    pub dir: std::path::PathBuf,
 }
 
 impl Drop for Nginx {
@@ -174,6 +175,11 @@ pub fn wrk_ms(text: &str) -> Option<f64> {
 
 /// Runs wrk and returns (req/s, p50 ms, p99 ms).
 pub fn run_wrk(url: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f64)> {
+    run_wrk_counted(url, conns, secs).map(|(rps, p50, p99, _)| (rps, p50, p99))
+}
+
+/// Runs wrk and returns (req/s, p50 ms, p99 ms, requests completed).
+pub fn run_wrk_counted(url: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f64, u64)> {
     let out = Command::new("wrk")
         .args([
             "-t2",
@@ -194,7 +200,13 @@ pub fn run_wrk(url: &str, conns: u32, secs: u32) -> anyhow::Result<(f64, f64, f6
         .context("no Requests/sec in wrk output")?;
     let p50 = field("50%").and_then(|v| wrk_ms(&v)).context("no p50")?;
     let p99 = field("99%").and_then(|v| wrk_ms(&v)).context("no p99")?;
-    Ok((rps, p50, p99))
+    // "  123456 requests in 10.00s, 12.34MB read"
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .context("no request count in wrk output")?;
+    Ok((rps, p50, p99, requests))
 }
 
 /// A child process of a benchmark: SIGTERM when dropped, SIGKILL if it has not exited 20 s
@@ -322,4 +334,31 @@ pub fn seed_coupons(env: &[(&str, String)], coupons: u64) -> anyhow::Result<()> 
         bail!("seeding failed");
     }
     Ok(())
+}
+
+/// CPU time (user + system) of a process and its children (nginx's workers) so far, in
+/// seconds.
+pub fn cpu_seconds_tree(pid: u32) -> f64 {
+    let mut total = cpu_seconds(pid);
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit(')')
+                        .next()?
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                });
+            if parent == Some(pid) {
+                total += cpu_seconds(child);
+            }
+        }
+    }
+    total
 }

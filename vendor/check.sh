@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when vendor/pingora-core differs from pingora-core 0.9.1 as published on crates.io
-# plus vendor/pingora-core.patch. Needs the original .crate in cargo's cache (any build of a
+# plus vendor/pingora-core.patch, without its examples and benches. Needs the original .crate in cargo's cache (any build of a
 # checkout without the [patch] fetches it); exits 2 when it is missing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -16,6 +16,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 tar -xzf "$crate" -C "$tmp"
 rm -f "$tmp/$name/.cargo-ok"
+# Not kept: the examples (they carry example TLS private keys) and benches; only the library
+# is built from this tree.
+rm -rf "$tmp/$name/examples" "$tmp/$name/benches"
 (cd "$tmp/$name" && patch --quiet -p1 < "$here/pingora-core.patch")
 diff -r "$tmp/$name" "$here/pingora-core"
 echo "vendor/pingora-core = $name + pingora-core.patch"

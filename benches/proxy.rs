@@ -16,7 +16,7 @@
 //! BENCH_CONNS (64) and BENCH_SECONDS (10) change the wrk settings.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 
@@ -62,20 +62,8 @@ fn start_bare(listen: &str, upstream: &str, url: &str) -> anyhow::Result<Fastpic
 
 /// Waits until `url` answers 200, for at most 30 s.
 fn wait_ok(proc: Fastpick, url: &str) -> anyhow::Result<Fastpick> {
-    let start = Instant::now();
-    loop {
-        let ok = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
-            .output()
-            .is_ok_and(|o| o.stdout == b"200");
-        if ok {
-            return Ok(proc);
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("no 200 from {url} within 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_ok(url, Duration::from_secs(30))?;
+    Ok(proc)
 }
 
 struct Row {

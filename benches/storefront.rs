@@ -19,7 +19,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
@@ -41,20 +41,7 @@ fn root() -> &'static Path {
 
 /// Waits until `url` answers 200, for at most 60 s.
 fn wait_ok(url: &str) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        let ok = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
-            .output()
-            .is_ok_and(|o| o.stdout == b"200");
-        if ok {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("no 200 from {url} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_ok(url, Duration::from_secs(60))
 }
 
 fn get_json(url: &str) -> anyhow::Result<Value> {

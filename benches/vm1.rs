@@ -21,10 +21,8 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
-
 mod common;
-use common::{Spawned, cpu_seconds, db_env, env_or, rss_kib_tree, run_wrk, seed_coupons};
+use common::{Spawned, cpu_seconds_tree, db_env, env_or, rss_kib_tree, run_wrk, seed_coupons};
 
 /// One way to be VM1.
 struct Setup {
@@ -44,37 +42,7 @@ struct Run {
 
 /// CPU seconds of processes and their children (nginx's workers).
 fn cpu_tree(pids: &[u32]) -> f64 {
-    let mut total = 0.0;
-    for &pid in pids {
-        total += cpu_seconds(pid);
-        for child in children(pid) {
-            total += cpu_seconds(child);
-        }
-    }
-    total
-}
-
-/// The direct children of a process.
-fn children(pid: u32) -> Vec<u32> {
-    let parent_of = |name: &str| {
-        std::fs::read_to_string(format!("/proc/{name}/stat"))
-            .ok()?
-            .rsplit(')')
-            .next()?
-            .split_whitespace()
-            .nth(1)?
-            .parse::<u32>()
-            .ok()
-    };
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            (parent_of(&name) == Some(pid)).then(|| name.parse().ok())?
-        })
-        .collect()
+    pids.iter().map(|&p| cpu_seconds_tree(p)).sum()
 }
 
 fn measure(setup: &Setup, path: &str, conns: u32, secs: u32) -> anyhow::Result<Run> {
@@ -107,21 +75,10 @@ fn start(role: &str, env: &[(&str, String)], port: u16, path: &str) -> anyhow::R
 
 /// Waits (at most 60 s) until `path` answers 200 on `port`.
 fn wait_ok(port: u16, path: &str) -> anyhow::Result<()> {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let start = Instant::now();
-    loop {
-        let ok = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", &url])
-            .output()
-            .is_ok_and(|o| o.stdout == b"200");
-        if ok {
-            return Ok(());
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            bail!("no 200 from {url} within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_ok(
+        &format!("http://127.0.0.1:{port}{path}"),
+        Duration::from_secs(60),
+    )
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

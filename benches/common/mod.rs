@@ -137,26 +137,32 @@ pub fn status_kib_tree(pid: u32, field: &str) -> u64 {
             })
             .unwrap_or(0)
     };
-    let mut total = rss(&pid.to_string());
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let parent = std::fs::read_to_string(format!("/proc/{name}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()?
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse::<u32>()
-                        .ok()
-                });
-            if parent == Some(pid) {
-                total += rss(&name);
-            }
-        }
-    }
-    total
+    rss(&pid.to_string())
+        + children(pid)
+            .iter()
+            .map(|c| rss(&c.to_string()))
+            .sum::<u64>()
+}
+
+/// The direct children of a process (nginx's workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    let parent_of = |child: u32| {
+        std::fs::read_to_string(format!("/proc/{child}/stat"))
+            .ok()?
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .nth(1)?
+            .parse::<u32>()
+            .ok()
+    };
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&child| parent_of(child) == Some(pid))
+        .collect()
 }
 
 /// Parses wrk's "1.23ms"/"456.00us"/"1.02s" into milliseconds.
@@ -339,26 +345,23 @@ pub fn seed_coupons(env: &[(&str, String)], coupons: u64) -> anyhow::Result<()> 
 /// CPU time (user + system) of a process and its children (nginx's workers) so far, in
 /// seconds.
 pub fn cpu_seconds_tree(pid: u32) -> f64 {
-    let mut total = cpu_seconds(pid);
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let parent = std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit(')')
-                        .next()?
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse::<u32>()
-                        .ok()
-                });
-            if parent == Some(pid) {
-                total += cpu_seconds(child);
-            }
+    cpu_seconds(pid) + children(pid).into_iter().map(cpu_seconds).sum::<f64>()
+}
+
+/// Waits until `url` answers 200 (curl), for at most `limit`.
+pub fn wait_ok(url: &str, limit: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        let ok = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .is_ok_and(|o| o.stdout == b"200");
+        if ok {
+            return Ok(());
         }
+        if start.elapsed() > limit {
+            bail!("no 200 from {url} within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-    total
 }

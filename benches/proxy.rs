@@ -22,8 +22,8 @@ use anyhow::{Context, bail};
 
 mod common;
 use common::{
-    SECRET, cpu_seconds_tree, rss_kib_tree, run_wrk, run_wrk_counted, start_nginx_with,
-    status_kib_tree,
+    SECRET, cpu_seconds_tree, rss_kib_tree, run_wrk, run_wrk_counted, start_nginx_proxy,
+    start_nginx_with, status_kib_tree,
 };
 
 /// A `fastpick` process of this benchmark, stopped when dropped.
@@ -239,17 +239,7 @@ fn main() -> anyhow::Result<()> {
     let upstream_log = upstream.dir.join("upstream.log");
     let upstream_log = Some(upstream_log.as_path());
     let nginx_port = port()?;
-    let nginx = start_nginx_with(
-        2,
-        nginx_port,
-        &format!(
-            "upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
-             server {{ listen 127.0.0.1:{nginx_port}; location /api/ {{ proxy_pass http://app;\n\
-               proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
-               proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
-               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; }} }}"
-        ),
-    )?;
+    let nginx = start_nginx_proxy(2, nginx_port, upstream_port)?;
     let proxy_port = port()?;
     let proxy = start_fastpick(
         "proxy",

@@ -110,19 +110,7 @@ fn main() -> anyhow::Result<()> {
     app_env.push(("FASTPICK_APP__LISTEN", format!("127.0.0.1:{app_port}")));
     let app = start("app", &app_env, app_port, paths[0].1)?;
     let nginx_port = port()?;
-    // The original's location block, with keepalive to the app as nginx users set it.
-    let nginx = common::start_nginx_with(
-        2,
-        nginx_port,
-        &format!(
-            "upstream app {{ server 127.0.0.1:{app_port}; keepalive 64; }}\n\
-             server {{ listen 127.0.0.1:{nginx_port}; location /api/ {{ proxy_pass http://app;\n\
-               proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
-               proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
-               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-               proxy_set_header X-Forwarded-Proto $scheme; }} }}"
-        ),
-    )?;
+    let nginx = common::start_nginx_proxy(2, nginx_port, app_port)?;
     wait_ok(nginx_port, paths[0].1)?;
     let one_port = port()?;
     let mut one_env = env.clone();

@@ -110,6 +110,23 @@ pub fn start_nginx_with(workers: u32, port: u16, http: &str) -> anyhow::Result<N
     Ok(nginx)
 }
 
+/// Starts nginx (`workers` workers) as the original's reverse proxy: `/api/` to one upstream
+/// with the original's proxy headers and upstream keepalive, as nginx users set it.
+pub fn start_nginx_proxy(workers: u32, port: u16, upstream_port: u16) -> anyhow::Result<Nginx> {
+    start_nginx_with(
+        workers,
+        port,
+        &format!(
+            "upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
+             server {{ listen 127.0.0.1:{port}; location /api/ {{ proxy_pass http://app;\n\
+               proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+               proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
+               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+               proxy_set_header X-Forwarded-Proto $scheme; }} }}"
+        ),
+    )
+}
+
 /// Starts one nginx worker answering every path with a fixed JSON body.
 pub fn start_nginx(port: u16) -> anyhow::Result<Nginx> {
     start_nginx_with(

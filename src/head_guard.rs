@@ -109,7 +109,8 @@ pub struct HeadGuard<S> {
 impl<S> HeadGuard<S> {
     /// Guards a just-accepted connection; its deadline (if any) starts now.
     pub fn new(inner: S, limits: HeadLimits) -> Self {
-        limits.awaiting_head.fetch_add(1, Ordering::Relaxed);
+        // SeqCst: see the proxy's shutdown (`Downstream::awaiting_head`).
+        limits.awaiting_head.fetch_add(1, Ordering::SeqCst);
         let timer = limits.timeout.map(|t| Box::pin(tokio::time::sleep(t)));
         HeadGuard {
             inner,

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -103,12 +103,25 @@ pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 pub struct Downstream<A> {
     pub app: Arc<A>,
     pub limits: HeadLimits,
+    /// Set when the service has stopped accepting ([`Downstream::cleanup`] has begun).
+    pub closing: AtomicBool,
 }
 
 impl<A> Downstream<A> {
+    /// A pingora app `app` under the head guard's `limits`.
+    pub fn new(app: A, limits: HeadLimits) -> Self {
+        Downstream {
+            app: Arc::new(app),
+            limits,
+            closing: AtomicBool::new(false),
+        }
+    }
+
     /// Connections waiting for (the rest of) a request head.
     fn awaiting_head(&self) -> usize {
-        self.limits.awaiting_head.load(Ordering::Relaxed)
+        // SeqCst with the count's increment in `HeadGuard::new` and the `closing` flag: either
+        // the cleanup sees a new connection's count, or the connection sees `closing`.
+        self.limits.awaiting_head.load(Ordering::SeqCst)
     }
 }
 
@@ -119,7 +132,18 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let guarded = HeadGuard::new(stream, self.limits.clone());
+        let mut guarded = HeadGuard::new(stream, self.limits.clone());
+        if self.closing.load(Ordering::SeqCst) {
+            // Accepted just before the listener closed, but started only after the cleanup
+            // below had looked for connections awaiting a head (a busy runtime runs the
+            // cleanup first). pingora drops a connection whose head is not yet in once it has
+            // shut down, so wait for the head's first bytes, as the cleanup would have.
+            let mut first = [0u8; 1];
+            let arrived = tokio::time::timeout(SHUTDOWN_LINGER, guarded.try_peek(&mut first));
+            if !matches!(arrived.await, Ok(Ok(true))) {
+                return None;
+            }
+        }
         self.app.process_new(Box::new(guarded), shutdown).await
     }
 
@@ -129,10 +153,90 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
     /// is served by the old process instead of being reset. Idle kept-alive connections are
     /// not waited for.
     async fn cleanup(&self) {
+        self.closing.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + SHUTDOWN_LINGER;
         while self.awaiting_head() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.app.cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use pingora::http::ResponseHeader;
+    use pingora::proxy::{ProxyHttp, Session};
+    use pingora::upstreams::peer::HttpPeer;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A proxy that answers every request with an empty 200 itself.
+    struct Answers;
+
+    #[async_trait]
+    impl ProxyHttp for Answers {
+        type CTX = ();
+        fn new_ctx(&self) {}
+
+        async fn upstream_peer(
+            &self,
+            _: &mut Session,
+            _: &mut (),
+        ) -> pingora::Result<Box<HttpPeer>> {
+            Err(pingora::Error::new(pingora::ErrorType::ConnectRefused))
+        }
+
+        async fn request_filter(&self, session: &mut Session, _: &mut ()) -> pingora::Result<bool> {
+            let mut head = ResponseHeader::build(200, None)?;
+            head.insert_header("content-length", "0")?;
+            session.write_response_header(Box::new(head), true).await?;
+            Ok(true)
+        }
+    }
+
+    /// The race CI met during upgrades: the listener accepted a connection, closed, and the
+    /// cleanup ran before the connection's task did; the client's head arrives a moment later.
+    /// pingora alone drops such a connection unanswered.
+    #[tokio::test]
+    async fn a_connection_that_starts_after_the_cleanup_is_still_served() {
+        let conf = Arc::new(pingora::server::configuration::ServerConf::default());
+        let limits = HeadLimits {
+            max_bytes: 8192,
+            timeout: None,
+            awaiting_head: Arc::default(),
+            on_slow: None,
+        };
+        let downstream = Arc::new(Downstream::new(
+            pingora::proxy::http_proxy(&conf, Answers),
+            limits,
+        ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"))
+            .await
+            .expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        downstream.cleanup().await;
+
+        let (_tx, shutdown) = tokio::sync::watch::channel(true);
+        let stream: Stream = Box::new(pingora::protocols::l4::stream::Stream::from(accepted));
+        let serve = downstream.process_new(stream, &shutdown);
+        tokio::pin!(serve);
+        assert!(
+            serve.as_mut().now_or_never().is_none(),
+            "the connection was given up before its head came"
+        );
+        client
+            .write_all(b"GET / HTTP/1.1\r\nhost: fastpick\r\n\r\n")
+            .await
+            .expect("write");
+        drop(serve.await);
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 }

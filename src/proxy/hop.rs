@@ -76,7 +76,7 @@ impl Hop {
             }
             false => (None, Body::empty()),
         };
-        let request = to_request(session, call.headers, body)?;
+        let request = to_request(session, call.headers, body);
         let started = std::time::Instant::now();
         let answer = router.clone().oneshot(request);
         let deadline = tokio::time::sleep(call.read_timeout);
@@ -120,7 +120,7 @@ fn to_request(
     session: &Session,
     extra: Vec<(HeaderName, HeaderValue)>,
     body: Body,
-) -> Result<Request<Body>> {
+) -> Request<Body> {
     let head = session.req_header();
     let mut request = Request::new(body);
     *request.method_mut() = head.method.clone();
@@ -134,7 +134,7 @@ fn to_request(
     for (name, value) in extra {
         headers.insert(name, value);
     }
-    Ok(request)
+    request
 }
 
 /// Writes the app's answer: its head, then its body frame by frame.

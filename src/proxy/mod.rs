@@ -40,15 +40,15 @@ pub fn service(
         cfg: cfg.clone(),
     };
     let slow_heads = metrics.clone();
-    let app = Downstream {
-        app: Arc::new(pingora::proxy::http_proxy(server, proxy)),
-        limits: HeadLimits {
+    let app = Downstream::new(
+        pingora::proxy::http_proxy(server, proxy),
+        HeadLimits {
             max_bytes: cfg.max_header_bytes,
             timeout: Some(cfg.client_timeout),
             awaiting_head: Arc::default(),
             on_slow: Some(Arc::new(move || slow_heads.slow_client())),
         },
-    };
+    );
     let mut service = Service::new("proxy".to_owned(), app);
     // Unbuffered reads: pingora's default is a 64 KiB buffer per client connection, zeroed
     // and so resident (4 MiB at 64 connections); request heads are read into their own

@@ -24,12 +24,15 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("fastpick: {err:#}");
-            // `fastpick load` exits as k6 does when a threshold failed.
-            match err.downcast_ref::<fastpick::load::ThresholdsCrossed>() {
-                Some(_) => {
-                    std::process::ExitCode::from(fastpick::load::ThresholdsCrossed::EXIT_CODE)
-                }
-                None => std::process::ExitCode::FAILURE,
+            // `fastpick load` exits as k6 does when a threshold failed, as a shell reports
+            // an interrupt when a signal stopped the run.
+            use fastpick::load::{Interrupted, ThresholdsCrossed};
+            if err.downcast_ref::<ThresholdsCrossed>().is_some() {
+                std::process::ExitCode::from(ThresholdsCrossed::EXIT_CODE)
+            } else if err.downcast_ref::<Interrupted>().is_some() {
+                std::process::ExitCode::from(Interrupted::EXIT_CODE)
+            } else {
+                std::process::ExitCode::FAILURE
             }
         }
     }

@@ -13,6 +13,8 @@ pub mod search;
 pub mod server;
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -149,13 +151,23 @@ where
     V: Copy,
     Fut: Future<Output = anyhow::Result<R>>,
 {
+    // A signal ends the experiment, not the process, so the switches are still put back.
+    // During a run the load tool stops the run ([`crate::load::Interrupted`]) and ends its
+    // band on the dashboard; between runs this flag stops the next one from starting.
+    let signalled = Arc::new(AtomicBool::new(false));
+    let listener = tokio::spawn({
+        let signalled = signalled.clone();
+        async move {
+            crate::server::shutdown_signal().await;
+            signalled.store(true, Ordering::SeqCst);
+        }
+    });
     let mut rows = Vec::new();
     let mut ran = Ok(());
     for &variant in variants {
-        // Ctrl-C ends the run, not the process, so the switches are still put back.
-        let result = tokio::select! {
-            result = one(variant) => result,
-            _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+        let result = match signalled.load(Ordering::SeqCst) {
+            true => Err(crate::load::Interrupted.into()),
+            false => one(variant).await,
         };
         match result {
             Ok(row) => rows.push(row),
@@ -165,6 +177,7 @@ where
             }
         }
     }
+    listener.abort();
     restore(admin, before).await;
     (rows, ran)
 }

@@ -78,6 +78,17 @@ impl ThresholdsCrossed {
     pub const EXIT_CODE: u8 = 99;
 }
 
+/// A run stopped by SIGINT or SIGTERM before it ended; `fastpick` exits with the shell's
+/// code for an interrupt (130).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by a signal before the run ended")]
+pub struct Interrupted;
+
+impl Interrupted {
+    /// 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+    pub const EXIT_CODE: u8 = 130;
+}
+
 /// Runs a scenario, prints its summary, and fails when a threshold failed.
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let (scenario, tags, common) = match &args.scenario {
@@ -116,18 +127,27 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 /// Runs one scenario; with `common.monitor`, the run is announced there first and completed
-/// with its figures (or its error) after, and the summary gets the dashboard link.
+/// with its figures (or its error) after, and the summary gets the dashboard link. SIGINT or
+/// SIGTERM ends the run with [`Interrupted`], its announcement completed first, so that its
+/// band on the dashboard ends where the run did.
 pub async fn announced(
     common: &CommonArgs,
     scenario: &'static str,
     tags: BTreeMap<String, String>,
     run: impl Future<Output = anyhow::Result<Summary>>,
 ) -> anyhow::Result<Summary> {
+    // Caught from before the announcement: a run the monitor knows about ends its band.
+    let mut signals =
+        crate::server::StopSignals::install().context("failed to install the signal handlers")?;
     let announcement = match &common.monitor {
         Some(url) => announce::Announcement::start(url, &common.base_url, scenario, tags).await,
         None => None,
     };
-    match (run.await, announcement) {
+    let outcome = tokio::select! {
+        outcome = run => outcome,
+        _ = signals.recv() => Err(Interrupted.into()),
+    };
+    match (outcome, announcement) {
         (Ok(summary), None) => Ok(summary),
         (Ok(mut summary), Some(announcement)) => {
             summary.dashboard = Some(announcement.finish(&summary).await);

@@ -10,6 +10,7 @@ use fastpick::load::search::SearchArgs;
 use fastpick::load::{CommonArgs, LoadArgs, Scenario, ThresholdsCrossed};
 
 use crate::helpers::{CouponSpec, spawn_app};
+use crate::monitor::{TestMonitor, monitor_settings};
 
 fn common(base: &str) -> CommonArgs {
     CommonArgs {
@@ -333,4 +334,76 @@ async fn expected_statuses_with_400_pass_the_original_threshold_and_thresholds_c
         k6["metrics"]["http_req_duration"]["thresholds"]["p(95)<60000"],
         false
     );
+}
+
+/// A run announced to a monitor and stopped by a signal: the run ends, its band on the
+/// dashboard ends with it (not left open), and the command exits as a shell reports an
+/// interrupt. Once with each stop signal.
+#[tokio::test]
+async fn a_signalled_run_ends_its_band_and_exits_130() {
+    let app = spawn_app().await;
+    let monitor = TestMonitor::start(monitor_settings(Vec::new())).await;
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut load = tokio::process::Command::new(env!("CARGO_BIN_EXE_fastpick"))
+            .args([
+                "load",
+                "search",
+                "--quiet",
+                "--stages",
+                "60s:2",
+                "--base-url",
+            ])
+            .arg(&app.base)
+            .arg("--monitor")
+            .arg(&monitor.base)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("fastpick load");
+        // Running once the monitor knows the run (the signals are caught from before).
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let open = |body: &serde_json::Value| {
+            body["data"]
+                .as_array()
+                .and_then(|runs| runs.iter().find(|r| r["timeEnd"].is_null()).cloned())
+        };
+        let run = loop {
+            let (_, body) = monitor.get("/api/v1/annotations").await;
+            if let Some(run) = open(&body) {
+                break run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never announced: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let pid = load.id().expect("pid") as i32;
+        // SAFETY: kill(2) on our own child, which has not been waited for.
+        unsafe { libc::kill(pid, signal) };
+        let status = tokio::time::timeout(Duration::from_secs(30), load.wait())
+            .await
+            .expect("the run did not stop")
+            .expect("wait");
+        assert_eq!(status.code(), Some(130), "signal {signal}");
+        let (_, body) = monitor.get("/api/v1/annotations").await;
+        assert!(open(&body).is_none(), "a band left open: {body}");
+        let ended = body["data"]
+            .as_array()
+            .and_then(|runs| runs.iter().find(|r| r["id"] == run["id"]))
+            .expect("the run")
+            .clone();
+        assert!(
+            ended["timeEnd"].as_i64() >= ended["time"].as_i64(),
+            "{ended}"
+        );
+        assert!(
+            ended["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("interrupted")),
+            "{ended}"
+        );
+    }
+    monitor.stop().await;
 }

@@ -37,10 +37,14 @@ pub struct Process {
     pub daemon: bool,
 }
 
-/// pingora's wait after a shutdown signal before it stops its runtimes (its default is
-/// 300 s): the proxy's wait for heads on their way, then a second for their requests.
-const GRACE_PERIOD: Duration =
-    Duration::from_secs(crate::proxy::downstream::SHUTDOWN_LINGER.as_secs() + 1);
+/// The shortest grace period pingora may be given after a graceful stop (SIGTERM, or
+/// SIGQUIT for an upgrade): the proxy's wait for heads on their way and its settling time
+/// for connections accepted at the last moment. It then ends as soon as the proxy's
+/// connections are drained (`Drain`), at most after `app.shutdown_grace`.
+const MIN_GRACE_PERIOD: Duration = Duration::from_secs(
+    crate::proxy::downstream::SHUTDOWN_LINGER.as_secs()
+        + crate::proxy::downstream::SHUTDOWN_SETTLE.as_secs(),
+);
 
 /// Runs the given roles in this process until a signal stops them. Blocks; call it outside
 /// any async runtime.
@@ -220,8 +224,9 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
             );
         }
         let hop = Arc::new(Hop::default());
-        let proxy =
+        let (proxy, drain) =
             crate::proxy::service(&server.configuration, &cfg, Pool::InProcess(hop.clone()))?;
+        server.end_grace_period_when(move || drain.drained());
         server.add_service(ProxyWithApp {
             proxy,
             hop,
@@ -238,7 +243,9 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         let remote = Remote::new(&cfg, checks.task());
         server.add_service(checks);
         let pool = Pool::Remote(remote);
-        server.add_service(crate::proxy::service(&server.configuration, &cfg, pool)?)
+        let (proxy, drain) = crate::proxy::service(&server.configuration, &cfg, pool)?;
+        server.end_grace_period_when(move || drain.drained());
+        server.add_service(proxy)
     };
     proxy.add_dependency(&bootstrap);
     let monitor = roles.contains(Role::Monitor).then(|| {
@@ -266,7 +273,9 @@ fn pingora_conf(settings: &Settings, with_app: bool) -> ServerConf {
         // second here. With the app: one work-stealing runtime, as the app has alone, so its
         // database and Redis sockets are served by the threads that run its handlers.
         work_stealing: with_app,
-        grace_period_seconds: Some(GRACE_PERIOD.as_secs()),
+        // Its longest: in-flight requests (the in-process app's too) get `app.shutdown_grace`
+        // to finish, as the app has alone; pingora cancels its runtimes' tasks after it.
+        grace_period_seconds: Some(settings.app.shutdown_grace.max(MIN_GRACE_PERIOD).as_secs()),
         graceful_shutdown_timeout_seconds: Some(settings.app.shutdown_grace.as_secs().max(1)),
         pid_file: runtime_path(settings, "proxy.pid").display().to_string(),
         upgrade_sock: runtime_path(settings, "upgrade.sock").display().to_string(),

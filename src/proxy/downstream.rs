@@ -5,8 +5,8 @@
 //! then would hold a connection forever) and envelopes for pingora's own rejections.
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -99,12 +99,58 @@ impl Peek for Guarded {
 /// [`Downstream::cleanup`]).
 pub const SHUTDOWN_LINGER: Duration = Duration::from_secs(1);
 
+/// How far the proxy's client connections are in a graceful shutdown: what ends pingora's
+/// grace period (see `crate::server`) once nothing is left to wait for, instead of always
+/// after its whole length.
+#[derive(Default)]
+pub struct Drain {
+    /// The listener has stopped accepting ([`Downstream::cleanup`] has begun).
+    closing: AtomicBool,
+    /// When the cleanup ended: the heads on their way were in and idle connections dropped.
+    cleaned: OnceLock<std::time::Instant>,
+    /// Connections being served.
+    live: AtomicUsize,
+}
+
+impl Drain {
+    /// Whether the shutdown has nothing left to wait for: the cleanup is over, a connection
+    /// accepted just before the listener closed has had [`SHUTDOWN_SETTLE`] to start, and
+    /// every connection has ended (its last answer written: pingora keeps none alive once
+    /// shutting down).
+    pub fn drained(&self) -> bool {
+        self.cleaned
+            .get()
+            .is_some_and(|at| at.elapsed() >= SHUTDOWN_SETTLE)
+            && self.live.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// Counts a connection as live while it exists.
+struct Live<'a>(&'a AtomicUsize);
+
+impl<'a> Live<'a> {
+    fn new(live: &'a AtomicUsize) -> Self {
+        live.fetch_add(1, Ordering::SeqCst);
+        Live(live)
+    }
+}
+
+impl Drop for Live<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// After the cleanup, how long a shutdown waits at least: pingora spawns a task per
+/// accepted connection, and one accepted just before the listener closed may not have
+/// started (and so be counted) yet on a busy runtime.
+pub const SHUTDOWN_SETTLE: Duration = Duration::from_secs(1);
+
 /// A pingora app whose client connections run under the head guard.
 pub struct Downstream<A> {
     pub app: Arc<A>,
     pub limits: HeadLimits,
-    /// Set when the service has stopped accepting ([`Downstream::cleanup`] has begun).
-    pub closing: AtomicBool,
+    drain: Arc<Drain>,
 }
 
 impl<A> Downstream<A> {
@@ -113,8 +159,13 @@ impl<A> Downstream<A> {
         Downstream {
             app: Arc::new(app),
             limits,
-            closing: AtomicBool::new(false),
+            drain: Arc::default(),
         }
+    }
+
+    /// The connections' shutdown state.
+    pub fn drain(&self) -> Arc<Drain> {
+        self.drain.clone()
     }
 
     /// Connections waiting for (the rest of) a request head.
@@ -132,8 +183,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let _live = Live::new(&self.drain.live);
         let mut guarded = HeadGuard::new(stream, self.limits.clone());
-        if self.closing.load(Ordering::SeqCst) {
+        if self.drain.closing.load(Ordering::SeqCst) {
             // Accepted just before the listener closed, but started only after the cleanup
             // below had looked for connections awaiting a head (a busy runtime runs the
             // cleanup first). pingora drops a connection whose head is not yet in once it has
@@ -153,12 +205,13 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
     /// is served by the old process instead of being reset. Idle kept-alive connections are
     /// not waited for.
     async fn cleanup(&self) {
-        self.closing.store(true, Ordering::SeqCst);
+        self.drain.closing.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + SHUTDOWN_LINGER;
         while self.awaiting_head() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.app.cleanup().await;
+        let _ = self.drain.cleaned.set(std::time::Instant::now());
     }
 }
 

@@ -17,19 +17,20 @@ use pingora::services::listening::Service;
 
 use crate::config::ProxyConfig;
 use crate::head_guard::HeadLimits;
-use crate::proxy::downstream::Downstream;
+use crate::proxy::downstream::{Downstream, Drain};
 use crate::proxy::handler::Proxy;
 use crate::proxy::upstream::Pool;
 
 /// The proxy's listening service, as pingora runs it.
 pub type ProxyService = Service<Downstream<pingora::proxy::HttpProxy<Proxy>>>;
 
-/// Builds the proxy's listening service on `proxy.listen`, sending `/api/` to `pool`.
+/// Builds the proxy's listening service on `proxy.listen`, sending `/api/` to `pool`, and
+/// the state of its connections for a graceful shutdown.
 pub fn service(
     server: &Arc<ServerConf>,
     cfg: &ProxyConfig,
     pool: Pool,
-) -> anyhow::Result<ProxyService> {
+) -> anyhow::Result<(ProxyService, Arc<Drain>)> {
     let metrics = Arc::new(metrics::ProxyMetrics::new());
     let proxy = Proxy {
         allow: allow::AllowList::parse(&cfg.actuator_allow)?,
@@ -49,6 +50,7 @@ pub fn service(
             on_slow: Some(Arc::new(move || slow_heads.slow_client())),
         },
     );
+    let drain = app.drain();
     let mut service = Service::new("proxy".to_owned(), app);
     // Unbuffered reads: pingora's default is a 64 KiB buffer per client connection, zeroed
     // and so resident (4 MiB at 64 connections); request heads are read into their own
@@ -60,5 +62,5 @@ pub fn service(
     service.add_listener(
         pingora::listeners::ListenerConfig::tcp(cfg.listen.to_string()).l4_buffer(reads),
     );
-    Ok(service)
+    Ok((service, drain))
 }

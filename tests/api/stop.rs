@@ -24,7 +24,8 @@ const ROLES: [&str; 5] = ["proxy", "proxy+app", "app", "monitor", "proxy+app+mon
 /// `app.shutdown_grace` of the processes under test (in-flight requests' time after SIGTERM).
 const APP_GRACE: Duration = Duration::from_secs(2);
 
-/// pingora's grace period after SIGTERM (server.rs: the proxy's linger plus a second).
+/// pingora's longest grace period after SIGTERM: `app.shutdown_grace`, at least the proxy's
+/// linger plus its settling second (server.rs); it ends once the connections are drained.
 const PROXY_GRACE: Duration = Duration::from_secs(2);
 
 /// Allowed on top of the grace periods: a debug build on a busy machine.
@@ -65,10 +66,32 @@ pub struct Backends {
     pub upstream: String,
 }
 
+impl Backends {
+    /// PostgreSQL, Redis and the app of a test app.
+    pub fn of(app: &crate::helpers::TestApp) -> Backends {
+        Backends {
+            db_port: app.db_port,
+            db_name: app.db_name.clone(),
+            redis_port: app.redis.as_ref().expect("redis").port,
+            upstream: app.base.trim_start_matches("http://").to_owned(),
+        }
+    }
+}
+
 impl Fastpick {
     /// Starts `fastpick --role <roles>` on free ports with `extra` appended to its config
     /// (inside no section: start it with a `[section]` line). Does not wait for it.
     pub fn spawn(roles: &str, backends: &Backends, extra: &str) -> Fastpick {
+        Fastpick::spawn_with_grace(roles, backends, APP_GRACE, extra)
+    }
+
+    /// [`Fastpick::spawn`] with `app.shutdown_grace = grace`.
+    pub fn spawn_with_grace(
+        roles: &str,
+        backends: &Backends,
+        grace: Duration,
+        extra: &str,
+    ) -> Fastpick {
         let port = || fastpick::local::free_port().expect("port");
         let has = |role: &str| roles.split('+').any(|r| r == role);
         let dir = std::env::temp_dir().join(format!(
@@ -89,7 +112,7 @@ impl Fastpick {
              [monitor]\nlisten = \"127.0.0.1:{monitor_port}\"\ndata_dir = \"{}\"\n\
              [database]\nhost = \"127.0.0.1\"\nport = {}\nname = \"{}\"\nusername = \"postgres\"\nmax_connections = 4\nmin_connections = 1\n\
              [redis]\nhost = \"127.0.0.1\"\nport = {}\n[log]\nlevel = \"warn\"\n{extra}\n",
-            APP_GRACE.as_secs(),
+            grace.as_secs(),
             dir.join("monitor").display(),
             backends.db_port,
             backends.db_name,
@@ -346,12 +369,7 @@ async fn run_cycle(cycle: Cycle, backends: &Backends) -> Outcome {
 async fn every_role_combination_stops_within_its_grace_period_on_sigint_and_sigterm() {
     // The remote app of `--role proxy`, and the database and Redis of the processes' app role.
     let app = spawn_app().await;
-    let backends = Backends {
-        db_port: app.db_port,
-        db_name: app.db_name.clone(),
-        redis_port: app.redis.as_ref().expect("redis").port,
-        upstream: app.base.trim_start_matches("http://").to_owned(),
-    };
+    let backends = Backends::of(&app);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -441,5 +459,86 @@ fn the_cycles_cover_every_role_with_both_signals_idle_and_loaded() {
                 assert!(n >= 3, "{roles} {signal} {loaded}: {n}");
             }
         }
+    }
+}
+
+/// SIGTERM drains the proxy: a request in flight when the signal comes is answered even when
+/// it outlasts pingora's shortest grace period (its body trickles in over 3 s), and the
+/// process exits once it is, long before `app.shutdown_grace`. Once through the in-process
+/// app, once through a remote one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_answers_a_slow_request_in_flight_then_exits() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app().await;
+    let backends = Backends::of(&app);
+    let grace = Duration::from_secs(60);
+    for roles in ["proxy+app", "proxy"] {
+        let mut proc = Fastpick::spawn_with_grace(roles, &backends, grace, "");
+        proc.wait_ready(Duration::from_secs(60))
+            .await
+            .expect("ready");
+        let base = proc.proxy.clone().expect("proxy");
+        let body = br#"{"email":"nobody@fastpick.test","password":"not-the-password"}"#;
+        let mut conn = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /api/v1/auth/login HTTP/1.1\r\nhost: fastpick\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.expect("head");
+        conn.write_all(&body[..1]).await.expect("first byte");
+        // In flight once the proxy counts it (the scrape itself is the other one).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let metrics = format!("{base}/actuator/proxy/prometheus");
+        loop {
+            let text = reqwest::get(&metrics)
+                .await
+                .expect("scrape")
+                .text()
+                .await
+                .expect("text");
+            let in_flight = text
+                .lines()
+                .find(|l| l.starts_with("fastpick_proxy_requests_in_flight{"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<i64>().ok());
+            if in_flight.is_some_and(|n| n >= 2) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{roles}: never in flight: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let signalled = Instant::now();
+        proc.signal(libc::SIGTERM);
+        // The rest of the body in three parts, a second apart: 3 s after the signal.
+        let rest = &body[1..];
+        let third = rest.len().div_ceil(3);
+        for part in rest.chunks(third) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            conn.write_all(part).await.expect("body part");
+        }
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+            .await
+            .expect("the answer in time")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 401"),
+            "{roles}: {answer:?} {}",
+            proc.log()
+        );
+        let status = proc.wait_exit(Duration::from_secs(30)).await;
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{roles}: {status:?} {}",
+            proc.log()
+        );
+        let took = signalled.elapsed();
+        eprintln!("{roles}: the slow request answered, exit {took:?} after SIGTERM");
+        assert!(took < grace / 2, "{roles}: waited out the grace: {took:?}");
     }
 }

@@ -224,11 +224,21 @@ pub struct Server {
     pub configuration: Arc<ServerConf>,
     /// The parser command line options
     pub options: Option<Opt>,
+
+    /// Ends the grace period early, see [`Server::end_grace_period_when`].
+    grace_period_drained: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 // TODO: delete the pid when exit
 
 impl Server {
+    /// Ends the grace period of a graceful shutdown as soon as `drained` returns true (it is
+    /// checked every 10 ms), instead of always waiting the whole
+    /// [ServerConf::grace_period_seconds], which then only bounds the wait.
+    pub fn end_grace_period_when(&mut self, drained: impl Fn() -> bool + Send + Sync + 'static) {
+        self.grace_period_drained = Some(Box::new(drained));
+    }
+
     /// Acquire a receiver for the server's execution phase.
     ///
     /// The receiver will produce values for each transition.
@@ -477,6 +487,7 @@ impl Server {
             execution_phase_watch,
             configuration: Arc::new(conf),
             options: opt,
+            grace_period_drained: None,
             dependencies: Arc::new(Mutex::new(DependencyGraph::new())),
             bootstrap,
         }
@@ -525,6 +536,7 @@ impl Server {
             execution_phase_watch,
             configuration: Arc::new(conf),
             options: opt,
+            grace_period_drained: None,
             dependencies: Arc::new(Mutex::new(DependencyGraph::new())),
             bootstrap,
         })
@@ -808,7 +820,19 @@ impl Server {
                 .grace_period_seconds
                 .unwrap_or(EXIT_TIMEOUT);
             info!("Graceful shutdown: grace period {}s starts", exit_timeout);
-            thread::sleep(Duration::from_secs(exit_timeout));
+            match &self.grace_period_drained {
+                Some(drained) => {
+                    let deadline = Instant::now() + Duration::from_secs(exit_timeout);
+                    while !drained() {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        thread::sleep(left.min(Duration::from_millis(10)));
+                    }
+                }
+                None => thread::sleep(Duration::from_secs(exit_timeout)),
+            }
             info!("Graceful shutdown: grace period ends");
         }
 

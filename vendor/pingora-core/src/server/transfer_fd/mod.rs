@@ -13,7 +13,7 @@
 // limitations under the License.
 
 #[cfg(target_os = "linux")]
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 use nix::errno::Errno;
 #[cfg(target_os = "linux")]
 use nix::sys::socket::{self, AddressFamily, Backlog, RecvMsg, SockFlag, SockType, UnixAddr};
@@ -256,7 +256,9 @@ fn accept_with_retry_timeout(listen_fd: i32, max_retry: usize) -> Result<i32, Er
                 }
                 match e {
                     Errno::EAGAIN => {
-                        error!(
+                        // The old process has not sent yet: the usual first answer when the
+                        // new one starts before the old one gets its SIGQUIT.
+                        info!(
                             "No incoming socket transfer, sleep {RETRY_INTERVAL:?} and try again"
                         );
                         retried += 1;

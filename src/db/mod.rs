@@ -8,9 +8,9 @@ use fred::prelude::{
     Builder, ClientLike, Config as RedisClientConfig, ReconnectPolicy, ServerConfig,
 };
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
 use crate::config::{DatabaseConfig, RedisConfig};
 
@@ -31,12 +31,25 @@ pub fn pg_options(cfg: &DatabaseConfig) -> PgConnectOptions {
     }
 }
 
+/// A pooled connection idle for longer than this is pinged before it is handed out; one used
+/// more recently is trusted, as HikariCP (the original's pool) does with its 500 ms
+/// `aliveBypassWindow`. sqlx's default pings on every checkout: a round trip more per query,
+/// measured as 2.9 against 2.0 sends to the database per `GET /api/v1/coupons/{id}`.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_millis(500);
+
 /// Opens the PostgreSQL pool and checks one connection, so a bad address fails start-up.
 pub async fn connect_postgres(cfg: &DatabaseConfig) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(cfg.max_connections)
         .min_connections(cfg.min_connections)
         .acquire_timeout(cfg.acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                // A failed ping closes the connection and the pool takes or opens another.
+                Ok(meta.idle_for < PING_WHEN_IDLE_FOR || conn.ping().await.is_ok())
+            })
+        })
         .connect_with(pg_options(cfg))
         .await
         .with_context(|| {

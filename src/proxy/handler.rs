@@ -2,6 +2,7 @@
 //! `/api/` to the app upstreams, `/actuator/` only for allowed client networks, everything
 //! else the embedded web UI. Errors of its own are the API's error envelope.
 
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -67,7 +68,9 @@ pub struct Ctx {
     route: Route,
     /// Set when the proxy answered by itself for a reason worth a label (denied, limited).
     outcome: Option<&'static str>,
-    request_id: String,
+    /// Set by `early_request_filter`; a header value, so the app's request and the answer
+    /// share it without a copy.
+    request_id: Option<HeaderValue>,
     client_ip: Option<IpAddr>,
     started: Option<Instant>,
     tried: Vec<SocketAddr>,
@@ -87,20 +90,33 @@ pub struct Proxy {
     pub limiter: Option<RateLimiter>,
 }
 
-/// A request id from the client is kept when it is short and plain; otherwise a new one.
-fn request_id(given: Option<&[u8]>) -> String {
+/// A request id from the client is kept when it is short and plain; otherwise a new one of
+/// 32 hex digits.
+fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
+    let plain = |id: &[u8]| {
+        !id.is_empty()
+            && id.len() <= 64
+            && id
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
     match given {
-        Some(id)
-            if !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .iter()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) =>
-        {
-            String::from_utf8_lossy(id).into_owned()
+        Some(id) if plain(id.as_bytes()) => id.clone(),
+        _ => {
+            let mut hex = [0u8; 32];
+            let _ = write!(&mut hex[..], "{:032x}", rand::random::<u128>());
+            HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("-"))
         }
-        _ => format!("{:032x}", rand::random::<u128>()),
     }
+}
+
+/// An address as a header value, without an intermediate string.
+fn ip_value(ip: IpAddr) -> HeaderValue {
+    let mut text = [0u8; 48]; // an IPv6 address shows in at most 39 characters
+    let mut rest = &mut text[..];
+    let _ = write!(rest, "{ip}");
+    let len = 48 - rest.len();
+    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Writes a complete response of the proxy's own.
@@ -121,23 +137,35 @@ async fn respond(
     session.write_response_body(Some(body), true).await
 }
 
-/// The request id as a header value (it is plain ASCII by construction).
+/// The request id as a header value.
 fn request_id_value(ctx: &Ctx) -> HeaderValue {
-    HeaderValue::from_str(&ctx.request_id).unwrap_or(HeaderValue::from_static("-"))
+    ctx.request_id
+        .clone()
+        .unwrap_or(HeaderValue::from_static("-"))
+}
+
+/// The request id for logs (plain ASCII by construction).
+fn request_id_text(ctx: &Ctx) -> &str {
+    ctx.request_id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
 }
 
 /// The headers the app gets from the proxy: the client's address (nginx's `X-Real-IP`,
 /// `X-Forwarded-For` appended to what came in), the scheme and the request id.
 fn forwarding(prior: Option<&HeaderValue>, ctx: &Ctx) -> Vec<(HeaderName, HeaderValue)> {
-    let client = ctx.client_ip.map_or_else(String::new, |ip| ip.to_string());
+    let client = ctx.client_ip.map_or(HeaderValue::from_static(""), ip_value);
     let forwarded = match prior.and_then(|v| v.to_str().ok()) {
-        Some(prior) if !prior.trim().is_empty() => format!("{prior}, {client}"),
+        Some(prior) if !prior.trim().is_empty() => {
+            let text = format!("{prior}, {}", client.to_str().unwrap_or_default());
+            HeaderValue::from_str(&text).unwrap_or_else(|_| client.clone())
+        }
         _ => client.clone(),
     };
-    let value = |s: String| HeaderValue::from_str(&s).unwrap_or(HeaderValue::from_static(""));
     vec![
-        (HeaderName::from_static("x-real-ip"), value(client)),
-        (HeaderName::from_static("x-forwarded-for"), value(forwarded)),
+        (HeaderName::from_static("x-real-ip"), client),
+        (HeaderName::from_static("x-forwarded-for"), forwarded),
         (
             HeaderName::from_static("x-forwarded-proto"),
             HeaderValue::from_static("http"),
@@ -241,7 +269,7 @@ impl Proxy {
                 req.version,
                 header("referer"),
                 header("user-agent"),
-                ctx.request_id,
+                request_id_text(ctx),
             ),
             AccessLog::Json => tracing::info!(
                 target: "fastpick::access",
@@ -252,7 +280,7 @@ impl Proxy {
                 bytes = sent,
                 referer = %header("referer"),
                 user_agent = %header("user-agent"),
-                request_id = %ctx.request_id,
+                request_id = request_id_text(ctx),
                 request_seconds = seconds,
                 upstream_seconds = %upstream,
                 "access"
@@ -284,7 +312,7 @@ impl ProxyHttp for Proxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        ctx.request_id = request_id(session.get_header("x-request-id").map(|v| v.as_bytes()));
+        ctx.request_id = Some(request_id(session.get_header("x-request-id")));
         Ok(())
     }
 
@@ -430,7 +458,7 @@ impl ProxyHttp for Proxy {
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        response.insert_header("x-request-id", ctx.request_id.clone())?;
+        response.insert_header("x-request-id", request_id_value(ctx))?;
         Ok(())
     }
 
@@ -475,7 +503,7 @@ impl ProxyHttp for Proxy {
         if let Some(e) = e
             && status >= 500
         {
-            tracing::warn!(request_id = %ctx.request_id, error = %e, "proxy: request failed");
+            tracing::warn!(request_id = request_id_text(ctx), error = %e, "proxy: request failed");
         }
         self.metrics
             .request(ctx.outcome.unwrap_or(ctx.route.label()), status);
@@ -500,13 +528,26 @@ mod tests {
 
     #[test]
     fn request_ids_are_kept_when_plain_and_made_otherwise() {
-        assert_eq!(request_id(Some(b"abc-123")), "abc-123");
-        assert_eq!(request_id(None).len(), 32);
-        assert_ne!(
-            request_id(Some(b"bad id with spaces")),
-            "bad id with spaces"
+        let given = |id: &str| request_id(Some(&HeaderValue::from_str(id).expect("value")));
+        assert_eq!(given("abc-123"), "abc-123");
+        let made = request_id(None);
+        assert_eq!(made.len(), 32);
+        assert!(
+            made.as_bytes().iter().all(u8::is_ascii_hexdigit),
+            "{made:?}"
         );
-        assert_eq!(request_id(Some(&[b'a'; 65])).len(), 32);
+        assert_ne!(request_id(None), made);
+        assert_ne!(given("bad id with spaces"), "bad id with spaces");
+        assert_eq!(given(&"a".repeat(65)).len(), 32);
+    }
+
+    #[test]
+    fn addresses_become_header_values() {
+        assert_eq!(ip_value("10.1.2.3".parse().expect("ip")), "10.1.2.3");
+        let longest = "1111:2222:3333:4444:5555:6666:7777:8888";
+        assert_eq!(ip_value(longest.parse().expect("ip")), longest);
+        let mapped = "::ffff:192.168.100.200";
+        assert_eq!(ip_value(mapped.parse().expect("ip")), mapped);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::proxy::downstream::{Downstream, Drain};
 use crate::proxy::handler::Proxy;
 use crate::proxy::upstream::Pool;
 
+/// The write buffer of a client connection: a search page (about 2.4 KB) and its head fit.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The proxy's listening service, as pingora runs it.
 pub type ProxyService = Service<Downstream<pingora::proxy::HttpProxy<Proxy>>>;
 
@@ -54,13 +57,16 @@ pub fn service(
     let mut service = Service::new("proxy".to_owned(), app);
     // Unbuffered reads: pingora's default is a 64 KiB buffer per client connection, zeroed
     // and so resident (4 MiB at 64 connections); request heads are read into their own
-    // buffer either way. Writes keep their small buffer (head and body in one send).
-    let reads = pingora::listeners::L4BufferSettings {
+    // buffer either way. Writes get a buffer that holds a whole API answer: pingora's
+    // default (1,460 bytes, one segment) sent a 2.4 KB search page as two sends, head
+    // then body, and the client woke twice. Answers with a length are flushed at their end,
+    // chunked ones after each chunk, so the buffer never delays a stream.
+    let buffers = pingora::listeners::L4BufferSettings {
         read: Some(0),
-        write: None,
+        write: Some(WRITE_BUFFER_BYTES),
     };
     service.add_listener(
-        pingora::listeners::ListenerConfig::tcp(cfg.listen.to_string()).l4_buffer(reads),
+        pingora::listeners::ListenerConfig::tcp(cfg.listen.to_string()).l4_buffer(buffers),
     );
     Ok((service, drain))
 }

@@ -5,6 +5,7 @@ mod admin;
 mod auth;
 mod cli;
 mod coupons;
+mod database;
 mod helpers;
 mod hop;
 mod issues;

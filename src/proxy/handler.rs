@@ -115,8 +115,8 @@ fn ip_value(ip: IpAddr) -> HeaderValue {
     let mut text = [0u8; 48]; // an IPv6 address shows in at most 39 characters
     let mut rest = &mut text[..];
     let _ = write!(rest, "{ip}");
-    let len = 48 - rest.len();
-    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static(""))
+    let unused = rest.len();
+    HeaderValue::from_bytes(&text[..text.len() - unused]).unwrap_or(HeaderValue::from_static(""))
 }
 
 /// Writes a complete response of the proxy's own.

@@ -59,8 +59,8 @@ pub fn service(
     // and so resident (4 MiB at 64 connections); request heads are read into their own
     // buffer either way. Writes get a buffer that holds a whole API answer: pingora's
     // default (1,460 bytes, one segment) sent a 2.4 KB search page as two sends, head
-    // then body, and the client woke twice. Answers with a length are flushed at their end,
-    // chunked ones after each chunk, so the buffer never delays a stream.
+    // then body, and the client woke twice. Chunked answers are flushed after each chunk;
+    // an answer with a length is held until it ends or fills the buffer, as before at 1,460.
     let buffers = pingora::listeners::L4BufferSettings {
         read: Some(0),
         write: Some(WRITE_BUFFER_BYTES),

@@ -103,8 +103,13 @@ fn request_id(given: Option<&HeaderValue>) -> HeaderValue {
     match given {
         Some(id) if plain(id.as_bytes()) => id.clone(),
         _ => {
+            // By hand: `write!` with `{:032x}` cost ten times as many instructions.
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let id = rand::random::<u128>();
             let mut hex = [0u8; 32];
-            let _ = write!(&mut hex[..], "{:032x}", rand::random::<u128>());
+            for (i, digit) in hex.iter_mut().enumerate() {
+                *digit = DIGITS[((id >> (124 - 4 * i)) & 0xf) as usize];
+            }
             HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("-"))
         }
     }

@@ -170,7 +170,7 @@ async fn keep_alive_requests_reuse_pooled_upstream_connections_across_threads() 
 }
 
 #[test]
-fn vendored_pingora_core_is_original_plus_patch() {
+fn vendored_pingora_crates_are_original_plus_patch() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/vendor/check.sh");
     let out = std::process::Command::new(script)
         .output()
@@ -187,6 +187,6 @@ fn vendored_pingora_core_is_original_plus_patch() {
     }
     assert!(
         out.status.success(),
-        "vendor/pingora-core differs: {report}"
+        "a vendored pingora crate differs: {report}"
     );
 }

@@ -183,10 +183,7 @@ fn forwarding(prior: Option<&HeaderValue>, ctx: &Ctx) -> Vec<(HeaderName, Header
 async fn respond_error(session: &mut Session, ctx: &Ctx, code: Code) -> Result<()> {
     let headers = [
         (CONTENT_TYPE, HeaderValue::from_static("application/json")),
-        (
-            HeaderName::from_static("x-request-id"),
-            request_id_value(ctx),
-        ),
+        (X_REQUEST_ID, request_id_value(ctx)),
     ];
     respond(session, code.status(), &headers, ErrorBody::json(code)).await
 }
@@ -219,10 +216,7 @@ impl Proxy {
             } => (status, headers, body),
             Answer::Error(code) => return respond_error(session, ctx, code).await,
         };
-        headers.push((
-            HeaderName::from_static("x-request-id"),
-            request_id_value(ctx),
-        ));
+        headers.push((X_REQUEST_ID, request_id_value(ctx)));
         respond(session, status, &headers, body).await
     }
 
@@ -317,7 +311,7 @@ impl ProxyHttp for Proxy {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        ctx.request_id = Some(request_id(session.get_header("x-request-id")));
+        ctx.request_id = Some(request_id(session.get_header(X_REQUEST_ID)));
         Ok(())
     }
 
@@ -463,7 +457,7 @@ impl ProxyHttp for Proxy {
         response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        response.insert_header("x-request-id", request_id_value(ctx))?;
+        response.insert_header(X_REQUEST_ID, request_id_value(ctx))?;
         Ok(())
     }
 

@@ -1,5 +1,6 @@
 //! FastPick: the flash-sale coupon service and the lab around it, in one binary.
 
+pub mod alloc; // the global allocator: mimalloc, plain calls where the layout allows
 pub mod app; // the coupon API (app role)
 pub mod cli; // command-line arguments
 pub mod cmd; // one-shot tools: migrate, user, demo

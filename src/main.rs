@@ -4,7 +4,7 @@ use clap::Parser;
 
 /// mimalloc: less time in the allocator on the request path than the system malloc.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: fastpick::alloc::MiMalloc = fastpick::alloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     // No transparent huge pages: with them every touched corner of mimalloc's arenas became

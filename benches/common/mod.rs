@@ -77,20 +77,37 @@ impl Drop for Nginx {
 /// Starts nginx with `workers` worker processes and these `http` block contents, listening on
 /// `port` (which the contents must use), and waits until it accepts connections.
 pub fn start_nginx_with(workers: u32, port: u16, http: &str) -> anyhow::Result<Nginx> {
+    start_nginx_as(
+        Command::new("nginx"),
+        &format!("worker_processes {workers};"),
+        port,
+        http,
+    )
+}
+
+/// Starts `cmd` (nginx, or nginx under a tool such as valgrind) with these main-context
+/// settings and `http` block contents, listening on `port`, and waits (at most 60 s) until it
+/// accepts connections.
+pub fn start_nginx_as(
+    mut cmd: Command,
+    main: &str,
+    port: u16,
+    http: &str,
+) -> anyhow::Result<Nginx> {
     let dir = std::env::temp_dir().join(format!(
         "fastpick-bench-nginx-{}-{port}",
         std::process::id()
     ));
     std::fs::create_dir_all(dir.join("logs"))?;
     let conf = format!(
-        "worker_processes {workers}; daemon off; pid {d}/nginx.pid; error_log {d}/logs/error.log;\n\
+        "{main} daemon off; pid {d}/nginx.pid; error_log {d}/logs/error.log;\n\
          events {{ worker_connections 4096; }}\n\
          http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n{http} }}\n",
         d = dir.display()
     );
     let conf_path = dir.join("nginx.conf");
     std::fs::write(&conf_path, conf)?;
-    let child = Command::new("nginx")
+    let child = cmd
         .arg("-p")
         .arg(&dir)
         .arg("-c")
@@ -102,7 +119,7 @@ pub fn start_nginx_with(workers: u32, port: u16, http: &str) -> anyhow::Result<N
     let nginx = Nginx { child, dir };
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if start.elapsed() > Duration::from_secs(10) {
+        if start.elapsed() > Duration::from_secs(60) {
             bail!("nginx did not start");
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -113,17 +130,18 @@ pub fn start_nginx_with(workers: u32, port: u16, http: &str) -> anyhow::Result<N
 /// Starts nginx (`workers` workers) as the original's reverse proxy: `/api/` to one upstream
 /// with the original's proxy headers and upstream keepalive, as nginx users set it.
 pub fn start_nginx_proxy(workers: u32, port: u16, upstream_port: u16) -> anyhow::Result<Nginx> {
-    start_nginx_with(
-        workers,
-        port,
-        &format!(
-            "upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
-             server {{ listen 127.0.0.1:{port}; location /api/ {{ proxy_pass http://app;\n\
-               proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
-               proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
-               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-               proxy_set_header X-Forwarded-Proto $scheme; }} }}"
-        ),
+    start_nginx_with(workers, port, &nginx_proxy_http(port, upstream_port))
+}
+
+/// The `http` block contents of [`start_nginx_proxy`].
+pub fn nginx_proxy_http(port: u16, upstream_port: u16) -> String {
+    format!(
+        "upstream app {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}\n\
+         server {{ listen 127.0.0.1:{port}; location /api/ {{ proxy_pass http://app;\n\
+           proxy_http_version 1.1; proxy_set_header Connection \"\";\n\
+           proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;\n\
+           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+           proxy_set_header X-Forwarded-Proto $scheme; }} }}"
     )
 }
 

@@ -18,11 +18,13 @@
 //! Run: `cargo bench --bench vm1` (needs nginx-light, wrk, postgresql, redis-server).
 //! BENCH_COUPONS (1000000), BENCH_ROUNDS (3), BENCH_SECONDS (10), BENCH_CONNS (64).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{Spawned, cpu_seconds_tree, db_env, env_or, rss_kib_tree, run_wrk, seed_coupons};
+use common::{
+    Spawned, cpu_seconds_tree, db_env, env_or, rss_kib_tree, run_wrk, seed_coupons, vm1_role,
+};
 
 /// One way to be VM1.
 struct Setup {
@@ -61,14 +63,11 @@ fn measure(setup: &Setup, path: &str, conns: u32, secs: u32) -> anyhow::Result<R
 
 /// Starts the release binary with a role; waits until `path` answers 200.
 fn start(role: &str, env: &[(&str, String)], port: u16, path: &str) -> anyhow::Result<Spawned> {
-    let child = Spawned::spawn(
-        Command::new(env!("CARGO_BIN_EXE_fastpick"))
-            .args(["--role", role])
-            .env("FASTPICK_PROXY__ACCESS_LOG", "off")
-            .env("FASTPICK_PROXY__THREADS", "2")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null()),
-    )?;
+    let child = Spawned::spawn(vm1_role(
+        &mut Command::new(env!("CARGO_BIN_EXE_fastpick")),
+        role,
+        env,
+    ))?;
     wait_ok(port, path)?;
     Ok(child)
 }
@@ -92,10 +91,7 @@ fn main() -> anyhow::Result<()> {
     let secs: u32 = env_or("BENCH_SECONDS", 10);
     let conns: u32 = env_or("BENCH_CONNS", 64);
     let port = fastpick::local::free_port;
-    let paths = [
-        ("D", "/api/v1/coupons/19"),
-        ("S", "/api/v1/coupons?search=nike&filterType=ISSUING"),
-    ];
+    let paths = common::VM1_PATHS;
 
     let pg = fastpick::local::start_postgres()?;
     let redis = fastpick::local::start_redis()?;

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 mod common;
-use common::{Spawned, db_env, env_or, run_wrk, run_wrk_counted, seed_coupons};
+use common::{Spawned, db_env, env_or, run_wrk, run_wrk_counted, seed_coupons, vm1_role};
 
 /// One process under callgrind.
 struct Counted {
@@ -120,14 +120,11 @@ fn start(
     path: &str,
 ) -> anyhow::Result<(Spawned, Counted)> {
     let name = role.replace('+', "-");
-    let child = Spawned::spawn(
-        callgrind(dir, &name, env!("CARGO_BIN_EXE_fastpick"))
-            .args(["--role", role])
-            .env("FASTPICK_PROXY__ACCESS_LOG", "off")
-            .env("FASTPICK_PROXY__THREADS", "2")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null()),
-    )?;
+    let child = Spawned::spawn(vm1_role(
+        &mut callgrind(dir, &name, env!("CARGO_BIN_EXE_fastpick")),
+        role,
+        env,
+    ))?;
     wait_ok(port, path)?;
     let counted = Counted {
         pid: child.pid(),
@@ -148,10 +145,7 @@ fn main() -> anyhow::Result<()> {
     let coupons: u64 = env_or("BENCH_COUPONS", 100_000);
     let secs: u32 = env_or("BENCH_SECONDS", 8);
     let port = fastpick::local::free_port;
-    let paths = [
-        ("D", "/api/v1/coupons/19"),
-        ("S", "/api/v1/coupons?search=nike&filterType=ISSUING"),
-    ];
+    let paths = common::VM1_PATHS;
     let dumps = tempfile::tempdir()?;
 
     let pg = fastpick::local::start_postgres()?;

@@ -354,6 +354,22 @@ pub fn du_bytes(path: &std::path::Path) -> u64 {
     own + children
 }
 
+/// VM1's two paths: D, one coupon by its key; S, the original search.
+pub const VM1_PATHS: [(&str, &str); 2] = [
+    ("D", "/api/v1/coupons/19"),
+    ("S", "/api/v1/coupons?search=nike&filterType=ISSUING"),
+];
+
+/// `cmd` (the release binary, or a tool that runs it) as VM1's `fastpick --role <role>`:
+/// the proxy's access log off, 2 proxy threads, and `env`.
+pub fn vm1_role<'a>(cmd: &'a mut Command, role: &str, env: &[(&str, String)]) -> &'a mut Command {
+    cmd.args(["--role", role])
+        .env("FASTPICK_PROXY__ACCESS_LOG", "off")
+        .env("FASTPICK_PROXY__THREADS", "2")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::null())
+}
+
 /// The proxy+app's environment: the throwaway servers and database `bench`.
 pub fn db_env(pg: u16, redis: u16) -> Vec<(&'static str, String)> {
     vec![

@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use fred::clients::Pool;
 use fred::prelude::{ClientLike, KeysInterface};
-use fred::types::Expiration;
+use fred::types::{ClusterHash, CustomCommand, Expiration, Resp3Frame};
 
 use crate::app::coupons::query::SearchQuery;
 
@@ -54,11 +54,24 @@ pub fn key(q: &SearchQuery) -> String {
     )
 }
 
-/// Splits a stored value into its generation and body.
-fn decode(value: &[u8]) -> Option<(i64, Bytes)> {
+/// Splits a stored value into its generation and body (a view of the value, not a copy).
+fn decode(value: &Bytes) -> Option<(i64, Bytes)> {
     let newline = value.iter().position(|b| *b == b'\n')?;
     let generation = std::str::from_utf8(&value[..newline]).ok()?.parse().ok()?;
-    Some((generation, Bytes::copy_from_slice(&value[newline + 1..])))
+    Some((generation, value.slice(newline + 1..)))
+}
+
+/// The string values of an MGET answer as sent, `None` for a missing key; `None` for an
+/// answer that is not an array (an error).
+fn strings(answer: Resp3Frame) -> Option<Vec<Option<Bytes>>> {
+    let Resp3Frame::Array { data, .. } = answer else {
+        return None;
+    };
+    let value = |frame: Resp3Frame| match frame {
+        Resp3Frame::BlobString { data, .. } => Some(data),
+        _ => None,
+    };
+    Some(data.into_iter().map(value).collect())
 }
 
 /// Joins a generation and a body into a stored value.
@@ -82,12 +95,21 @@ impl SearchCache {
         if !self.redis.is_connected() {
             return Lookup::Unavailable;
         }
+        // MGET as a raw frame: fred's typed answer checks the page for UTF-8 before handing
+        // it over as bytes, 4,500 instructions of a cached search's 74,000 (callgrind).
+        let mget = CustomCommand::new_static("MGET", ClusterHash::FirstKey, false);
         let read = self
             .redis
             .next()
-            .mget::<Vec<Option<Bytes>>, _>(vec![GENERATION_KEY, key]);
+            .custom_raw(mget, vec![GENERATION_KEY, key]);
         let values = match tokio::time::timeout(REDIS_WAIT, read).await {
-            Ok(Ok(values)) => values,
+            Ok(Ok(answer)) => match strings(answer) {
+                Some(values) => values,
+                None => {
+                    tracing::debug!("search cache: read failed (not an array)");
+                    return Lookup::Unavailable;
+                }
+            },
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "search cache: read failed");
                 return Lookup::Unavailable;
@@ -102,7 +124,7 @@ impl SearchCache {
         match values
             .get(1)
             .and_then(Option::as_ref)
-            .and_then(|v| decode(v))
+            .and_then(decode)
         {
             Some((stored, body)) if stored == generation => Lookup::Hit(body),
             _ => Lookup::Miss(generation),
@@ -153,12 +175,37 @@ mod tests {
 
     #[test]
     fn values_carry_their_generation() {
-        let value = encode(42, br#"{"code":"S000"}"#);
+        let value = Bytes::from(encode(42, br#"{"code":"S000"}"#));
         let (generation, body) = decode(&value).expect("decodes");
         assert_eq!(generation, 42);
         assert_eq!(&body[..], br#"{"code":"S000"}"#);
-        assert!(decode(b"no newline").is_none());
-        assert!(decode(b"x\n{}").is_none());
+        assert!(decode(&Bytes::from_static(b"no newline")).is_none());
+        assert!(decode(&Bytes::from_static(b"x\n{}")).is_none());
+    }
+
+    #[test]
+    fn mget_answers_become_values_and_errors_none() {
+        let blob = |b: &'static [u8]| Resp3Frame::BlobString {
+            data: Bytes::from_static(b),
+            attributes: None,
+        };
+        let answer = Resp3Frame::Array {
+            data: vec![blob(b"7"), Resp3Frame::Null, blob(b"\xff\n")],
+            attributes: None,
+        };
+        assert_eq!(
+            strings(answer),
+            Some(vec![
+                Some(Bytes::from_static(b"7")),
+                None,
+                Some(Bytes::from_static(b"\xff\n"))
+            ])
+        );
+        let error = Resp3Frame::SimpleError {
+            data: "WRONGTYPE".into(),
+            attributes: None,
+        };
+        assert_eq!(strings(error), None);
     }
 
     #[test]

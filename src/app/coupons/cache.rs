@@ -121,11 +121,7 @@ impl SearchCache {
             .and_then(Option::as_ref)
             .and_then(|g| std::str::from_utf8(g).ok()?.parse::<i64>().ok())
             .unwrap_or(0);
-        match values
-            .get(1)
-            .and_then(Option::as_ref)
-            .and_then(decode)
-        {
+        match values.get(1).and_then(Option::as_ref).and_then(decode) {
             Some((stored, body)) if stored == generation => Lookup::Hit(body),
             _ => Lookup::Miss(generation),
         }

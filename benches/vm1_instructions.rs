@@ -37,6 +37,16 @@ struct Counted {
     prefix: PathBuf,
 }
 
+impl Counted {
+    /// Process `pid`, started by [`callgrind`] with `name` and dumping into `dir`.
+    fn new(dir: &Path, name: &str, pid: u32) -> Counted {
+        Counted {
+            pid,
+            prefix: dir.join(format!("{name}.{pid}")),
+        }
+    }
+}
+
 /// `valgrind --tool=callgrind` with counting off until asked, its dumps under `dir/name`.
 fn callgrind(dir: &Path, name: &str, program: &str) -> Command {
     let mut cmd = Command::new("valgrind");
@@ -126,10 +136,7 @@ fn start(
         env,
     ))?;
     wait_ok(port, path)?;
-    let counted = Counted {
-        pid: child.pid(),
-        prefix: dir.join(format!("{name}.{}", child.pid())),
-    };
+    let counted = Counted::new(dir, &name, child.pid());
     Ok((child, counted))
 }
 
@@ -168,10 +175,7 @@ fn main() -> anyhow::Result<()> {
         &common::nginx_proxy_http(nginx_port, app_port),
     )?;
     wait_ok(nginx_port, paths[0].1)?;
-    let nginx_counted = Counted {
-        pid: nginx.child.id(),
-        prefix: dumps.path().join(format!("nginx.{}", nginx.child.id())),
-    };
+    let nginx_counted = Counted::new(dumps.path(), "nginx", nginx.child.id());
     let one_port = port()?;
     let mut one_env = env.clone();
     one_env.push(("FASTPICK_PROXY__LISTEN", format!("127.0.0.1:{one_port}")));

@@ -24,8 +24,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Settings;
-use crate::proxy::hop::Hop;
-use crate::proxy::upstream::{Pool, Remote};
+use crate::proxy::front::Front;
+use crate::proxy::upstream::Remote;
 use crate::role::{Role, RoleSet};
 
 /// How this process starts (command-line flags).
@@ -223,13 +223,11 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
                 "proxy.upstreams is empty: list the app instances (ip:port), or run --role proxy+app"
             );
         }
-        let hop = Arc::new(Hop::default());
-        let (proxy, drain) =
-            crate::proxy::service(&server.configuration, &cfg, Pool::InProcess(hop.clone()))?;
+        let (proxy, drain, front) = crate::proxy::front(&cfg)?;
         server.end_grace_period_when(move || drain.drained());
         server.add_service(ProxyWithApp {
             proxy,
-            hop,
+            front,
             settings: settings.clone(),
         })
     } else {
@@ -242,8 +240,7 @@ fn run_with_pingora(settings: Settings, roles: &RoleSet, process: Process) -> an
         let checks = background_service("health checks", Remote::balancer(&cfg)?);
         let remote = Remote::new(&cfg, checks.task());
         server.add_service(checks);
-        let pool = Pool::Remote(remote);
-        let (proxy, drain) = crate::proxy::service(&server.configuration, &cfg, pool)?;
+        let (proxy, drain) = crate::proxy::service(&server.configuration, &cfg, remote)?;
         server.end_grace_period_when(move || drain.drained());
         server.add_service(proxy)
     };
@@ -286,13 +283,13 @@ fn pingora_conf(settings: &Settings, with_app: bool) -> ServerConf {
 }
 
 /// `--role proxy+app`: the proxy's listening service, with the app built first on the
-/// same runtime (its pools and Redis client live there) and handed to the proxy's
-/// in-process hop. The proxy accepts only once the app is ready; the app exits the process
+/// same runtime (its pools and Redis client live there) and its router handed to the
+/// proxy's front. The proxy accepts only once the app is ready; the app exits the process
 /// when it cannot start, since a proxy without its app would answer 502 forever. Its pools
 /// close with the runtime, after pingora has drained the proxy's requests.
 struct ProxyWithApp {
-    proxy: crate::proxy::ProxyService,
-    hop: Arc<Hop>,
+    proxy: crate::proxy::FrontService,
+    front: Arc<Front>,
     settings: Settings,
 }
 
@@ -315,7 +312,7 @@ impl ServiceWithDependents for ProxyWithApp {
                 std::process::exit(1);
             }
         };
-        self.hop.set(router);
+        self.front.set(router);
         tracing::info!("in-process app ready");
         ServiceWithDependents::start_service(
             &mut self.proxy,

@@ -2,7 +2,7 @@
 //! active (GET /actuator/health/ping every `proxy.health_check_interval`, by pingora's load
 //! balancer in the background) and passive (an upstream that refuses or times out a
 //! connection is skipped for `proxy.eject_for`). With the app in the same process there is
-//! no socket: requests take the in-process hop (`crate::proxy::hop`).
+//! no socket: `crate::proxy::front` hands requests to the app's router.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,12 +17,11 @@ use pingora::lb::{Backend, LoadBalancer};
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{Balance, ProxyConfig};
-use crate::proxy::hop::Hop;
 
 /// Where `/api/` goes.
 pub enum Pool {
     /// The app in this process, reached without a socket.
-    InProcess(Arc<Hop>),
+    InProcess,
     /// App instances over TCP.
     Remote(Remote),
 }

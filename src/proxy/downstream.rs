@@ -258,6 +258,7 @@ mod tests {
         let limits = HeadLimits {
             max_bytes: 8192,
             timeout: None,
+            idle: None,
             awaiting_head: Arc::default(),
             on_slow: None,
         };

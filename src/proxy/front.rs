@@ -33,7 +33,7 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body_util::Limited;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -216,10 +216,9 @@ impl ServerApp for Front {
             let answer = front.clone().answer(req, client);
             async move { Ok::<_, Infallible>(answer.await) }
         });
+        // The head, idle and body-read deadlines are the head guard's and `ClientBody`'s,
+        // one timer each per connection or body rather than one per request.
         let mut http = http1::Builder::new();
-        // Also bounds an idle kept-alive connection, as pingora's keep-alive timeout did.
-        http.timer(TokioTimer::new())
-            .header_read_timeout(self.proxy.cfg.client_timeout);
         if *shutdown.borrow() || self.closing.load(Ordering::Acquire) {
             http.keep_alive(false);
         }

@@ -1,7 +1,7 @@
-//! `--role proxy+app`'s in-process hop: the binary in front of its own app, on the test app's
-//! database and Redis. What a socket upstream gave the proxy must still hold: request ids
-//! both ways, bodies streamed in and out, the body limit, the app's deadline (504), the
-//! upstream timing metric and keep-alive to the client.
+//! `--role proxy+app`'s front (`src/proxy/front.rs`): the binary in front of its own app, on
+//! the test app's database and Redis. What a socket upstream gave the proxy must still hold:
+//! request ids both ways, bodies streamed in and out, the body limit, the app's deadline
+//! (504), the upstream timing metric, keep-alive to the client, and slow clients cut off.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{CouponSpec, spawn_app_with, start_vm1};
+use crate::proxy::{closed_within, exchange};
 
 async fn envelope(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
@@ -213,4 +214,101 @@ async fn an_app_stuck_on_its_database_answers_504_in_the_envelope_and_recovers()
     tx.rollback().await.expect("unlock");
     let (status, _) = envelope(reqwest::get(&url).await.expect("sent")).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_the_proxys_own_answers_are_served() {
+    let app = spawn_app_with(|_| {}).await;
+    let vm1 = start_vm1(&app, "client_timeout = \"1s\"\n", "").await;
+    let addr = vm1.base.trim_start_matches("http://").to_owned();
+
+    // The proxy's own answers: the storefront, its metrics, a denied or malformed request.
+    let mut conn = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    for path in ["/", "/coupons", "/actuator/proxy/prometheus"] {
+        let head = exchange(&mut conn, path).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+    }
+    // Idle after an answer: closed after client_timeout, as pingora's keep-alive timeout did.
+    let took = closed_within(&mut conn, Duration::from_secs(8)).await;
+    assert!(
+        took.is_some(),
+        "an idle kept-alive connection was kept open"
+    );
+    let mut malformed = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    malformed
+        .write_all(b"GET /api/v1/coupons HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(8), malformed.read_to_end(&mut answer))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("\"C001\""), "{answer}");
+
+    // A head trickled a byte every 200 ms is cut off.
+    let mut trickle = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    trickle
+        .write_all(b"GET /api/v1/coupons HTTP/1.1\r\nhost: x\r\nx-slow: ")
+        .await
+        .expect("write");
+    let dripping = tokio::spawn({
+        let (_, mut w) = trickle.into_split();
+        async move {
+            for _ in 0..40 {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if w.write_all(b"a").await.is_err() {
+                    return true;
+                }
+            }
+            false
+        }
+    });
+    let cut = tokio::time::timeout(Duration::from_secs(8), dripping)
+        .await
+        .expect("the trickling head was never cut off")
+        .expect("writer");
+    assert!(cut, "the trickling head was never cut off");
+
+    // A body that stops half-way does not hold the app: the request ends within the timeout.
+    let mut stalled = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"email\":")
+        .await
+        .expect("write");
+    let took = closed_within(&mut stalled, Duration::from_secs(8)).await;
+    assert!(took.is_some(), "a stalled body was waited for");
+
+    let metrics = reqwest::get(format!("{}/actuator/proxy/prometheus", vm1.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let counted = |name: &str, label: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    assert!(
+        counted("fastpick_proxy_slow_heads_total", "") >= 1.0,
+        "{metrics}"
+    );
+    let ui = counted(
+        "fastpick_proxy_requests_total",
+        "route=\"ui\",status=\"200\"",
+    );
+    assert!(ui >= 2.0, "{metrics}");
 }

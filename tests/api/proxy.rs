@@ -576,7 +576,7 @@ async fn oversized_heads_and_bodies_and_stalled_bodies_are_refused() {
 }
 
 /// Reads until the proxy closes the connection; how long that took, or None after `limit`.
-async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
     let mut rest = Vec::new();
     tokio::time::timeout(limit, stream.read_to_end(&mut rest))
@@ -586,7 +586,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
 }
 
 /// Sends a GET on a kept-alive connection and reads the whole answer; returns its head.
-async fn exchange(stream: &mut TcpStream, path: &str) -> String {
+pub async fn exchange(stream: &mut TcpStream, path: &str) -> String {
     let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\naccept-encoding: identity\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut buf = Vec::new();

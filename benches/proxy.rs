@@ -336,7 +336,7 @@ fn main() -> anyhow::Result<()> {
         &format!("http://127.0.0.1:{one_port}{path}"),
     )?;
     let one_row = measure(
-        "proxy+app, one process (in-process hop)",
+        "proxy+app, one process (hyper front)",
         &format!("http://127.0.0.1:{one_port}{path}"),
         &[one.0.id()],
         conns,

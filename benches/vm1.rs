@@ -125,7 +125,7 @@ fn main() -> anyhow::Result<()> {
             pids: vec![nginx.child.id(), app.pid()],
         },
         Setup {
-            name: "`--role proxy+app` (2 threads, in-process hop)",
+            name: "`--role proxy+app` (2 threads, hyper front)",
             port: one_port,
             pids: vec![one.pid()],
         },

@@ -9,7 +9,8 @@
 //! 1. `--role app` alone: the floor, no proxy at all;
 //! 2. Debian's nginx (2 workers, the original's proxy settings, upstream keepalive) in front
 //!    of that same app over TCP;
-//! 3. `--role proxy+app` (2 threads): pingora with the app in process, no socket between.
+//! 3. `--role proxy+app` (2 threads): pingora's listener, hyper serving its connections, and
+//!    the app's router in the same process, no socket between (`src/proxy/front.rs`).
 //!
 //! Per row: the median over rounds of req/s and p99, the CPU time of every process of the
 //! row (user + system, /proc) per request, and the resident memory of every process of the

@@ -5,9 +5,7 @@
 //!   did (`maxHttpHeaderSize`, 8 KB): a larger one is answered 431 C014 and the connection
 //!   closed;
 //! - optionally bounds the time a head may take to arrive, like nginx's
-//!   `client_header_timeout` (from accept, or from the first byte of a later request), and
-//!   the time a kept-alive connection may sit idle after an answer, like nginx's
-//!   `keepalive_timeout` (for a server library that has none);
+//!   `client_header_timeout` (from accept, or from the first byte of a later request);
 //! - puts the server library's own protocol rejections in the error envelope: hyper and
 //!   pingora answer a malformed head (NUL or obs-fold in a header, duplicate Content-Length,
 //!   raw bytes in the target, ...) with a bare status and an empty body. Every 4xx that our
@@ -36,9 +34,6 @@ pub struct HeadLimits {
     pub max_bytes: usize,
     /// Time a whole head may take to arrive; `None` leaves it to the server library.
     pub timeout: Option<Duration>,
-    /// Time from the last byte of an answer to the next request's first byte; then the
-    /// connection ends (the library reads its end). `None` leaves it to the server library.
-    pub idle: Option<Duration>,
     /// Connections of this listener waiting for (the rest of) a head.
     pub awaiting_head: Arc<AtomicUsize>,
     /// Called when a head missed its deadline (for a metric).
@@ -51,7 +46,6 @@ impl HeadLimits {
         HeadLimits {
             max_bytes,
             timeout: None,
-            idle: None,
             awaiting_head: Arc::default(),
             on_slow: None,
         }
@@ -105,10 +99,7 @@ pub struct HeadGuard<S> {
     head_bytes: usize,
     /// The last four bytes of the head seen so far, to find its blank line.
     tail: u32,
-    /// The head's deadline, or the idle one after an answer.
     timer: Option<Pin<Box<Sleep>>>,
-    /// When the last answer's last write was, while idle limits apply.
-    answered: Option<Instant>,
     /// An answer of the guard's own still being written: the bytes left.
     answer: Bytes,
     /// For a rewritten library answer: how many bytes of the library's write it replaces.
@@ -120,8 +111,7 @@ impl<S> HeadGuard<S> {
     pub fn new(inner: S, limits: HeadLimits) -> Self {
         // SeqCst: see the proxy's shutdown (`Downstream::awaiting_head`).
         limits.awaiting_head.fetch_add(1, Ordering::SeqCst);
-        let first = limits.timeout.or(limits.idle);
-        let timer = first.map(|t| Box::pin(tokio::time::sleep(limits.timeout.unwrap_or(t))));
+        let timer = limits.timeout.map(|t| Box::pin(tokio::time::sleep(t)));
         HeadGuard {
             inner,
             limits,
@@ -129,7 +119,6 @@ impl<S> HeadGuard<S> {
             head_bytes: 0,
             tail: 0,
             timer,
-            answered: None,
             answer: Bytes::new(),
             replaces: None,
         }
@@ -177,28 +166,6 @@ impl<S> HeadGuard<S> {
                 self.head_bytes += bytes.len();
                 self.head_bytes <= self.limits.max_bytes
             }
-        }
-    }
-
-    /// Whether an idle connection has waited its limit since the last answer's last write;
-    /// if not, the timer wakes the task when it will have.
-    fn idle_over(&mut self, cx: &mut Context<'_>) -> bool {
-        let (Some(idle), Some(timer)) = (self.limits.idle, self.timer.as_mut()) else {
-            return false;
-        };
-        let Some(answered) = self.answered else {
-            return false;
-        };
-        loop {
-            if timer.as_mut().poll(cx).is_pending() {
-                return false;
-            }
-            let due = answered + idle;
-            if Instant::now() >= due {
-                return true;
-            }
-            // The answer went on after the timer was set: wait from its last write.
-            timer.as_mut().reset(due);
         }
     }
 
@@ -318,12 +285,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for HeadGuard<S> {
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if this.phase == Phase::Idle && this.idle_over(cx) {
-                    // The end of the stream: the library closes the connection quietly.
-                    return Poll::Ready(Ok(()));
-                }
                 let late = this.phase == Phase::Head
-                    && this.limits.timeout.is_some()
                     && this
                         .timer
                         .as_mut()
@@ -372,16 +334,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
         {
             // A final response head ends the exchange (1xx heads do not).
             this.enter(Phase::Idle);
-            if let (Some(idle), Some(timer)) = (this.limits.idle, this.timer.as_mut()) {
-                timer.as_mut().reset(Instant::now() + idle);
-                // The library's read for the next request may already be waiting on the
-                // socket alone: the timer wakes the connection's task to read again.
-                let _ = timer.as_mut().poll(cx);
-            }
-        }
-        if this.phase == Phase::Idle && this.limits.idle.is_some() {
-            // The rest of the answer (a streamed body) keeps the connection busy, not idle.
-            this.answered = Some(Instant::now());
         }
         Pin::new(&mut this.inner).poll_write(cx, buf)
     }
@@ -490,45 +442,5 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
         assert!(answer.contains("\"code\":\"C001\""), "{answer}");
         assert!(answer.contains("connection: close"), "{answer}");
-    }
-
-    /// An idle connection ends (reads its end) once `idle` has passed since the last write of
-    /// the last answer; an answer still being written keeps it open. Paused time: no waiting.
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_connection_ends_after_its_limit_but_a_streamed_answer_does_not() {
-        let (mut client, server) = tokio::io::duplex(64 * 1024);
-        let mut guarded = HeadGuard::new(
-            server,
-            HeadLimits {
-                idle: Some(Duration::from_secs(5)),
-                ..limits(1024)
-            },
-        );
-        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-        let mut buf = [0u8; 128];
-        assert!(guarded.read(&mut buf).await.unwrap() > 0);
-        let started = Instant::now();
-        guarded
-            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-            .await
-            .unwrap();
-        // The body goes on for 8 s, a chunk every 2 s, while the library also reads.
-        for _ in 0..4 {
-            let read = tokio::time::timeout(Duration::from_secs(2), guarded.read(&mut buf)).await;
-            assert!(
-                read.is_err(),
-                "ended while the answer was still being written"
-            );
-            guarded.write_all(b"1\r\na\r\n").await.unwrap();
-        }
-        guarded.write_all(b"0\r\n\r\n").await.unwrap();
-        let answered = Instant::now();
-        assert_eq!(
-            guarded.read(&mut buf).await.unwrap(),
-            0,
-            "idle past the limit"
-        );
-        assert_eq!(answered.elapsed(), Duration::from_secs(5));
-        assert_eq!(started.elapsed(), Duration::from_secs(13));
     }
 }

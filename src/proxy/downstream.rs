@@ -115,8 +115,8 @@ pub struct Drain {
 impl Drain {
     /// Whether the shutdown has nothing left to wait for: the cleanup is over, a connection
     /// accepted just before the listener closed has had [`SHUTDOWN_SETTLE`] to start, and
-    /// every connection has ended (its last answer written: pingora keeps none alive once
-    /// shutting down).
+    /// every connection has ended (its last answer written: neither pingora nor the front
+    /// keeps one alive once shutting down).
     pub fn drained(&self) -> bool {
         self.cleaned
             .get()
@@ -199,11 +199,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for Downstream<A> {
         self.app.process_new(Box::new(guarded), shutdown).await
     }
 
-    /// Runs when the service stops accepting (shutdown or upgrade). pingora then drops every
-    /// connection still waiting for a request head, so first the heads already on their way
-    /// get in, for up to [`SHUTDOWN_LINGER`]: a client that connected just before a SIGQUIT
-    /// is served by the old process instead of being reset. Idle kept-alive connections are
-    /// not waited for.
+    /// Runs when the service stops accepting (shutdown or upgrade). The app's cleanup then
+    /// ends every connection still waiting for a request head (pingora drops them; the
+    /// front's hyper closes those with nothing read yet), so first the heads already on
+    /// their way get in, for up to [`SHUTDOWN_LINGER`]: a client that connected just before a
+    /// SIGQUIT is served by the old process instead of being reset. Idle kept-alive
+    /// connections are not waited for.
     async fn cleanup(&self) {
         self.drain.closing.store(true, Ordering::SeqCst);
         let deadline = Instant::now() + SHUTDOWN_LINGER;
@@ -258,7 +259,6 @@ mod tests {
         let limits = HeadLimits {
             max_bytes: 8192,
             timeout: None,
-            idle: None,
             awaiting_head: Arc::default(),
             on_slow: None,
         };

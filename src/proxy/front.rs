@@ -7,9 +7,9 @@
 //! request id, the app's deadline (504 C013 when it has not answered its head in
 //! `proxy.read_timeout`, or stalls as long between body chunks), the body limit (413 C009,
 //! announced or not), bounded client reads (`proxy.client_timeout` for a head, an idle
-//! keep-alive and each body chunk), streaming both ways, the upstream timing, the request
-//! counters and the access log. Retries have no meaning here: a hop that cannot fail to
-//! connect has nothing to retry.
+//! keep-alive, and each body chunk the app waits for), streaming both ways, the upstream
+//! timing, the request counters and the access log. Retries have no meaning here: the app in
+//! this process cannot fail to connect.
 //!
 //! Why not pingora's HTTP session with the router behind it: per request, pingora's session
 //! and the conversion between the two request types cost about 23,000 instructions over
@@ -33,7 +33,7 @@ use http::{Method, Request, Response, Uri, Version};
 use http_body_util::Limited;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use pingora::apps::ServerApp;
 use pingora::protocols::Stream;
 use pingora::server::ShutdownWatch;
@@ -119,7 +119,7 @@ impl Front {
                 (own_response(own), None)
             }
             Verdict::Metrics => (
-                own_response(proxy.metrics_page(req.headers().get("accept"))),
+                own_response(proxy.metrics_page(req.headers().get("accept"), &id)),
                 None,
             ),
             Verdict::Refuse(code, outcome) => {
@@ -130,8 +130,7 @@ impl Front {
         finish.status = response.status().as_u16();
         response.map(|body| Tracked {
             body,
-            deadline,
-            timer: None,
+            stall: deadline.map(Stall::new),
             finish,
         })
     }
@@ -157,8 +156,7 @@ impl Front {
             false => Body::new(Limited::new(
                 ClientBody {
                     incoming,
-                    timeout: cfg.client_timeout,
-                    timer: None,
+                    stall: Stall::new(cfg.client_timeout),
                 },
                 usize::try_from(cfg.max_body_bytes).unwrap_or(usize::MAX),
             )),
@@ -216,9 +214,13 @@ impl ServerApp for Front {
             let answer = front.clone().answer(req, client);
             async move { Ok::<_, Infallible>(answer.await) }
         });
-        // The head, idle and body-read deadlines are the head guard's and `ClientBody`'s,
-        // one timer each per connection or body rather than one per request.
         let mut http = http1::Builder::new();
+        // hyper's head timer runs only while it waits for a head, so it also ends an idle
+        // kept-alive connection, as pingora's keep-alive timeout did. The head guard's own
+        // deadline (from accept, or a head's first byte) comes first on a slow head, and
+        // counts it.
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.proxy.cfg.client_timeout);
         if *shutdown.borrow() || self.closing.load(Ordering::Acquire) {
             http.keep_alive(false);
         }
@@ -301,13 +303,53 @@ impl Drop for Finish {
     }
 }
 
+/// A bound on one side's pauses between body chunks: the clock runs only while the body's
+/// reader waits for a chunk, from the moment it starts waiting.
+struct Stall {
+    limit: Duration,
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+}
+
+impl Stall {
+    fn new(limit: Duration) -> Self {
+        Stall {
+            limit,
+            timer: None,
+            waiting: false,
+        }
+    }
+
+    /// The body had no chunk ready: ready once the pause has lasted `limit`. A body whose
+    /// chunks are always ready never makes a timer.
+    fn poll_over(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let timer = match (self.timer.as_mut(), self.waiting) {
+            (Some(timer), true) => timer,
+            (Some(timer), false) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            (None, _) => self
+                .timer
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.waiting = true;
+        timer.as_mut().poll(cx)
+    }
+
+    /// A chunk (or the end) came: the next pause starts from zero.
+    fn progressed(&mut self) {
+        self.waiting = false;
+    }
+}
+
 /// The answer's body on its way to the client: counts what is sent, bounds the app's pauses
 /// between chunks, and finishes the request when it is dropped.
 struct Tracked {
     body: Body,
-    /// How long the app may pause between chunks (`None`: the proxy's own answer).
-    deadline: Option<Duration>,
-    timer: Option<Pin<Box<Sleep>>>,
+    /// The app's pauses (`None`: the proxy's own answer, always ready).
+    stall: Option<Stall>,
     finish: Finish,
 }
 
@@ -320,17 +362,12 @@ impl HttpBody for Tracked {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        let Some(deadline) = this.deadline else {
-            return polled;
-        };
-        match polled {
+        match Pin::new(&mut this.body).poll_frame(cx) {
             Poll::Pending => {
-                // The clock starts at the first pause, so a body that is ready costs no timer.
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(deadline)));
-                ready!(timer.as_mut().poll(cx));
+                let Some(stall) = this.stall.as_mut() else {
+                    return Poll::Pending;
+                };
+                ready!(stall.poll_over(cx));
                 let stalled = std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "the app stalled in its body",
@@ -338,8 +375,8 @@ impl HttpBody for Tracked {
                 Poll::Ready(Some(Err(axum::Error::new(stalled))))
             }
             Poll::Ready(frame) => {
-                if let Some(timer) = this.timer.as_mut() {
-                    timer.as_mut().reset(tokio::time::Instant::now() + deadline);
+                if let Some(stall) = this.stall.as_mut() {
+                    stall.progressed();
                 }
                 if let Some(Ok(frame)) = &frame {
                     this.finish.sent += frame.data_ref().map_or(0, Bytes::len);
@@ -359,11 +396,10 @@ impl HttpBody for Tracked {
 }
 
 /// The client's request body on its way to the app: each chunk must come within
-/// `proxy.client_timeout`.
+/// `proxy.client_timeout` of the app asking for it.
 struct ClientBody {
     incoming: Incoming,
-    timeout: Duration,
-    timer: Option<Pin<Box<Sleep>>>,
+    stall: Stall,
 }
 
 impl HttpBody for ClientBody {
@@ -377,22 +413,14 @@ impl HttpBody for ClientBody {
         let this = self.get_mut();
         match Pin::new(&mut this.incoming).poll_frame(cx) {
             Poll::Pending => {
-                let timeout = this.timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-                ready!(timer.as_mut().poll(cx));
+                ready!(this.stall.poll_over(cx));
                 Poll::Ready(Some(Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "the client's body stalled",
                 ))))
             }
             Poll::Ready(frame) => {
-                if let Some(timer) = this.timer.as_mut() {
-                    timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + this.timeout);
-                }
+                this.stall.progressed();
                 Poll::Ready(frame.map(|f| f.map_err(std::io::Error::other)))
             }
         }
@@ -404,5 +432,33 @@ impl HttpBody for ClientBody {
 
     fn size_hint(&self) -> SizeHint {
         self.incoming.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use tokio::time::Instant;
+
+    use super::*;
+
+    /// A pause counts from when the reader starts waiting, goes on across polls, and starts
+    /// again from zero after a chunk, however long nobody waited in between. Paused time.
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_counts_while_the_reader_waits_and_only_then() {
+        let mut stall = Stall::new(Duration::from_secs(5));
+        let first = tokio::time::timeout(Duration::from_secs(4), poll_fn(|cx| stall.poll_over(cx)));
+        assert!(first.await.is_err(), "over before its limit");
+        let waited = Instant::now();
+        poll_fn(|cx| stall.poll_over(cx)).await;
+        assert_eq!(waited.elapsed(), Duration::from_secs(1), "the wait went on");
+
+        stall.progressed();
+        // Nobody waits for 10 s (the client was slow to take the last chunk).
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let waited = Instant::now();
+        poll_fn(|cx| stall.poll_over(cx)).await;
+        assert_eq!(waited.elapsed(), Duration::from_secs(5), "a new pause");
     }
 }

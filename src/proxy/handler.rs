@@ -104,7 +104,9 @@ impl ProxyHttp for Proxy {
                 &req.headers,
                 &request_id_value(ctx),
             ),
-            Verdict::Metrics => self.metrics_page(req.headers.get("accept")),
+            Verdict::Metrics => {
+                self.metrics_page(req.headers.get("accept"), &request_id_value(ctx))
+            }
             Verdict::Refuse(code, outcome) => {
                 ctx.outcome = outcome;
                 refusal(code, &request_id_value(ctx))

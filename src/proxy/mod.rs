@@ -56,11 +56,7 @@ pub fn service(
 /// process ([`Front::set`] hands its router over), and the state of its connections.
 pub fn front(cfg: &ProxyConfig) -> anyhow::Result<(FrontService, Arc<Drain>, Arc<Front>)> {
     let proxy = proxy(cfg, Pool::InProcess)?;
-    // hyper has no keep-alive timeout of its own (pingora's was `client_timeout`).
-    let limits = HeadLimits {
-        idle: Some(cfg.client_timeout),
-        ..limits(cfg, &proxy)
-    };
+    let limits = limits(cfg, &proxy);
     let app = Downstream::new(Front::new(proxy), limits);
     let front = app.app.clone();
     // hyper gathers each answer into one write of its own.
@@ -86,7 +82,6 @@ fn limits(cfg: &ProxyConfig, proxy: &Proxy) -> HeadLimits {
     HeadLimits {
         max_bytes: cfg.max_header_bytes,
         timeout: Some(cfg.client_timeout),
-        idle: None,
         awaiting_head: Arc::default(),
         on_slow: Some(Arc::new(move || slow_heads.slow_client())),
     }

@@ -152,7 +152,7 @@ impl Proxy {
     }
 
     /// The proxy's metrics in the format the scraper's `Accept` prefers.
-    pub fn metrics_page(&self, accept: Option<&HeaderValue>) -> Own {
+    pub fn metrics_page(&self, accept: Option<&HeaderValue>, id: &HeaderValue) -> Own {
         let format = Format::negotiate(accept.and_then(|v| v.to_str().ok()));
         match self.metrics.render(&self.pool, format) {
             Ok(text) => Own {
@@ -163,7 +163,7 @@ impl Proxy {
                 )],
                 body: Bytes::from(text),
             },
-            Err(_) => refusal(Code::C005, &HeaderValue::from_static("-")),
+            Err(_) => refusal(Code::C005, id),
         }
     }
 

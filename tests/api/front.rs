@@ -168,7 +168,7 @@ async fn the_app_in_process_gets_bodies_and_ids_and_answers_in_full() {
         );
     }
 
-    // The hop's time is the proxy's upstream time, labelled in-process.
+    // The app's time is the proxy's upstream time, labelled in-process.
     let metrics = client
         .get(format!("{}/actuator/proxy/prometheus", vm1.base))
         .send()

@@ -101,9 +101,10 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(fastpick::local::create_database(pg.port, "bench"))?;
     let mut env = db_env(pg.port, redis.port);
     // S compares the layers in front of the app on a cached page. With the default 10 s TTL
-    // every page expires once per run, and 64 connections then miss together and search the
-    // database at once: which 10 s window holds that stampede decided S's p99 (7-19 ms
-    // against 37-112 ms in the same row from round to round), not the layer in front.
+    // a page expires once in every 10 s window, and 64 connections then miss together and
+    // search the database at once: which moment of the window that stampede fell on decided
+    // S's p99 (7-19 ms against 37-112 ms in the same row from round to round), not the layer
+    // in front.
     env.push(("FASTPICK_SEARCH__CACHE_TTL", "1h".to_owned()));
     let seeding = Instant::now();
     seed_coupons(&env, coupons)?;

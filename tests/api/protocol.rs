@@ -1,5 +1,5 @@
 //! Protocol-level rejections (a malformed or oversized request head) come in the error
-//! envelope with a code, from the app and from the proxy alike, as every other error does.
+//! envelope with a code, from the app, the proxy and the two in one process alike, as every other error does.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, start_vm1};
 use crate::proxy::start_proxy;
 
 /// Sends raw bytes on a new connection and reads the answer until the server closes it (or
@@ -120,4 +120,11 @@ async fn the_proxy_answers_every_protocol_rejection_in_the_envelope() {
     ))
     .await;
     assert_every_rejection_is_an_envelope("proxy", &proxy.base).await;
+}
+
+#[tokio::test]
+async fn proxy_and_app_in_one_process_answer_every_protocol_rejection_in_the_envelope() {
+    let app = spawn_app().await;
+    let vm1 = start_vm1(&app, "max_header_bytes = 8192\nactuator_allow = []\n", "").await;
+    assert_every_rejection_is_an_envelope("proxy+app", &vm1.base).await;
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    Spawned, cpu_seconds_tree, db_env, env_or, rss_kib_tree, run_wrk, seed_coupons, vm1_role,
+    Spawned, cpu_seconds_tree, env_or, rss_kib_tree, run_wrk, seed_coupons, vm1_env, vm1_role,
 };
 
 /// One way to be VM1.
@@ -99,13 +99,7 @@ fn main() -> anyhow::Result<()> {
     let pg = fastpick::local::start_postgres()?;
     let redis = fastpick::local::start_redis()?;
     tokio::runtime::Runtime::new()?.block_on(fastpick::local::create_database(pg.port, "bench"))?;
-    let mut env = db_env(pg.port, redis.port);
-    // S compares the layers in front of the app on a cached page. With the default 10 s TTL
-    // a page expires once in every 10 s window, and 64 connections then miss together and
-    // search the database at once: which moment of the window that stampede fell on decided
-    // S's p99 (7-19 ms against 37-112 ms in the same row from round to round), not the layer
-    // in front.
-    env.push(("FASTPICK_SEARCH__CACHE_TTL", "1h".to_owned()));
+    let env = vm1_env(pg.port, redis.port);
     let seeding = Instant::now();
     seed_coupons(&env, coupons)?;
     eprintln!("seeded {coupons} coupons in {:.0?}", seeding.elapsed());

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 mod common;
-use common::{Spawned, db_env, env_or, run_wrk, run_wrk_counted, seed_coupons, vm1_role};
+use common::{Spawned, env_or, run_wrk, run_wrk_counted, seed_coupons, vm1_env, vm1_role};
 
 /// One process under callgrind.
 struct Counted {
@@ -158,7 +158,7 @@ fn main() -> anyhow::Result<()> {
     let pg = fastpick::local::start_postgres()?;
     let redis = fastpick::local::start_redis()?;
     tokio::runtime::Runtime::new()?.block_on(fastpick::local::create_database(pg.port, "bench"))?;
-    let env = db_env(pg.port, redis.port);
+    let env = vm1_env(pg.port, redis.port);
     seed_coupons(&env, coupons)?;
 
     let app_port = port()?;

@@ -1,14 +1,15 @@
 //! `--role proxy+app`'s front (`src/proxy/front.rs`): the binary in front of its own app, on
 //! the test app's database and Redis. What a socket upstream gave the proxy must still hold:
 //! request ids both ways, bodies streamed in and out, the body limit, the app's deadline
-//! (504), the upstream timing metric, keep-alive to the client, and slow clients cut off.
+//! (504), the upstream timing metric, keep-alive to the client, slow clients cut off, and an
+//! access log line per request.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{CouponSpec, spawn_app_with, start_vm1};
+use crate::helpers::{CouponSpec, spawn_app_with, start_vm1, start_vm1_logged};
 use crate::proxy::{closed_within, exchange};
 
 async fn envelope(resp: reqwest::Response) -> (u16, Value) {
@@ -311,4 +312,69 @@ async fn slow_clients_are_cut_off_and_the_proxys_own_answers_are_served() {
         "route=\"ui\",status=\"200\"",
     );
     assert!(ui >= 2.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn the_access_log_has_a_line_per_request_with_its_status_bytes_and_id() {
+    let app = spawn_app_with(|_| {}).await;
+    let coupon = app.coupon(CouponSpec::default()).await;
+    let vm1 = start_vm1_logged(&app, "actuator_allow = []\n", "json").await;
+    let client = reqwest::Client::new();
+    // Each answer: its request id, path, status, body length and whether the app gave it.
+    let mut answers = Vec::new();
+    for (id, path, from_app) in [
+        ("log-api", format!("/api/v1/coupons/{coupon}"), true),
+        ("log-ui", "/coupons".to_owned(), false),
+        ("log-denied", "/actuator/health".to_owned(), false),
+    ] {
+        let resp = client
+            .get(format!("{}{path}", vm1.base))
+            .header("x-request-id", id)
+            .header("user-agent", "access-log-test")
+            .send()
+            .await
+            .expect("sent");
+        let status = resp.status().as_u16();
+        let length = resp.bytes().await.expect("body").len();
+        answers.push((id, path, status, length, from_app));
+    }
+    assert_eq!(
+        answers.iter().map(|a| a.2).collect::<Vec<_>>(),
+        [200, 200, 403]
+    );
+
+    // A line is written once its answer's body has gone out: look until all three are there.
+    let lines = |text: &str| -> Vec<Value> {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "fastpick::access")
+            .collect()
+    };
+    let started = Instant::now();
+    let logged = loop {
+        let text = std::fs::read_to_string(&vm1.log).unwrap_or_default();
+        let logged = lines(&text);
+        if logged.len() >= answers.len() || started.elapsed() > Duration::from_secs(10) {
+            break logged;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (id, path, status, length, from_app) in answers {
+        let line = logged
+            .iter()
+            .find(|l| l["request_id"] == id)
+            .unwrap_or_else(|| panic!("no access line for {id} in {logged:?}"));
+        assert_eq!(line["method"], "GET", "{line}");
+        assert_eq!(line["uri"], path.as_str(), "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["bytes"], length, "{id}: the body's bytes: {line}");
+        assert_eq!(line["client"], "127.0.0.1", "{line}");
+        assert_eq!(line["user_agent"], "access-log-test", "{line}");
+        let upstream = line["upstream_seconds"].as_str().expect("a string");
+        assert_eq!(
+            upstream.parse::<f64>().is_ok(),
+            from_app,
+            "{id}: the app's time only when the app answered: {line}"
+        );
+    }
 }

@@ -482,6 +482,8 @@ impl Default for CouponSpec<'_> {
 pub struct Vm1 {
     child: std::process::Child,
     pub base: String,
+    /// Where its log (stderr) goes when started by [`start_vm1_logged`].
+    pub log: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -493,25 +495,53 @@ impl Drop for Vm1 {
 }
 
 /// Starts VM1's process with extra `[proxy]` and `[auth]` settings (TOML lines) and waits
-/// until the proxy answers the API through the in-process app.
+/// until the proxy answers the API through the in-process app. Its access log is off.
 pub async fn start_vm1(app: &TestApp, proxy_toml: &str, auth_toml: &str) -> Vm1 {
+    launch_vm1(app, proxy_toml, auth_toml, None).await
+}
+
+/// The same with the access log on in `format` (`combined` or `json`), in JSON log lines
+/// written to `Vm1::log` with the other warnings.
+pub async fn start_vm1_logged(app: &TestApp, proxy_toml: &str, format: &str) -> Vm1 {
+    launch_vm1(app, proxy_toml, "", Some(format)).await
+}
+
+async fn launch_vm1(
+    app: &TestApp,
+    proxy_toml: &str,
+    auth_toml: &str,
+    access_log: Option<&str>,
+) -> Vm1 {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = fastpick::local::free_port().expect("port");
     let redis = app.redis.as_ref().expect("the app's own redis").port;
     let config = dir.path().join("fastpick.toml");
+    let (access, log) = match access_log {
+        None => ("off", "level = \"warn\"\n".to_owned()),
+        Some(format) => (
+            format,
+            "format = \"json\"\nlevel = \"warn,fastpick::access=info\"\n".to_owned(),
+        ),
+    };
     std::fs::write(
         &config,
         format!(
-            "[proxy]\nlisten = \"127.0.0.1:{port}\"\naccess_log = \"off\"\nthreads = 1\n{proxy_toml}\
+            "[proxy]\nlisten = \"127.0.0.1:{port}\"\naccess_log = \"{access}\"\nthreads = 1\n{proxy_toml}\
              [database]\nhost = \"127.0.0.1\"\nport = {}\nname = \"{}\"\nusername = \"postgres\"\n\
              [redis]\nhost = \"127.0.0.1\"\nport = {redis}\n\
-             [auth]\nbcrypt_cost = 4\n{auth_toml}[log]\nlevel = \"warn\"\n",
+             [auth]\nbcrypt_cost = 4\n{auth_toml}[log]\n{log}",
             app.db_port, app.db_name
         ),
     )
     .expect("config");
+    let log_path = dir.path().join("fastpick.log");
+    let stderr = match access_log {
+        None => std::process::Stdio::inherit(),
+        Some(_) => std::fs::File::create(&log_path).expect("log file").into(),
+    };
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastpick"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_")) {
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_") || k == "RUST_LOG")
+    {
         cmd.env_remove(key);
     }
     let child = cmd
@@ -520,11 +550,13 @@ pub async fn start_vm1(app: &TestApp, proxy_toml: &str, auth_toml: &str) -> Vm1 
         .env("FASTPICK_AUTH__SECRET_KEY", SECRET)
         .env("RUNTIME_DIRECTORY", dir.path())
         .stdin(std::process::Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("fastpick starts");
     let vm1 = Vm1 {
         child,
         base: format!("http://127.0.0.1:{port}"),
+        log: log_path,
         _dir: dir,
     };
     let started = std::time::Instant::now();

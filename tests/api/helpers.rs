@@ -516,11 +516,13 @@ async fn launch_vm1(
     let port = fastpick::local::free_port().expect("port");
     let redis = app.redis.as_ref().expect("the app's own redis").port;
     let config = dir.path().join("fastpick.toml");
-    let (access, log) = match access_log {
-        None => ("off", "level = \"warn\"\n".to_owned()),
+    let log_path = dir.path().join("fastpick.log");
+    let (access, log, stderr) = match access_log {
+        None => ("off", "level = \"warn\"\n", std::process::Stdio::inherit()),
         Some(format) => (
             format,
-            "format = \"json\"\nlevel = \"warn,fastpick::access=info\"\n".to_owned(),
+            "format = \"json\"\nlevel = \"warn,fastpick::access=info\"\n",
+            std::fs::File::create(&log_path).expect("log file").into(),
         ),
     };
     std::fs::write(
@@ -534,11 +536,6 @@ async fn launch_vm1(
         ),
     )
     .expect("config");
-    let log_path = dir.path().join("fastpick.log");
-    let stderr = match access_log {
-        None => std::process::Stdio::inherit(),
-        Some(_) => std::fs::File::create(&log_path).expect("log file").into(),
-    };
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fastpick"));
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FASTPICK_") || k == "RUST_LOG")
     {

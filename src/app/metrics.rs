@@ -103,6 +103,7 @@ pub struct AppMetrics {
     issues: Family<IssueLabels, Counter>,
     gate_events: Family<EventLabel, Counter>,
     search_cache: Family<ResultLabel, Counter>,
+    search_waiting: Gauge,
     search_invalidations: Family<EventLabel, Counter>,
     search_statements: Family<StatementLabel, Histogram>,
     db_connections: Family<StateLabel, Gauge>,
@@ -137,6 +138,7 @@ impl AppMetrics {
             issues: Family::default(),
             gate_events: Family::default(),
             search_cache: Family::default(),
+            search_waiting: Gauge::default(),
             search_invalidations: Family::default(),
             search_statements: Family::new_with_constructor(query_histogram as fn() -> Histogram),
             db_connections: Family::default(),
@@ -162,8 +164,13 @@ impl AppMetrics {
         );
         r.register(
             "search_cache_lookups",
-            "Search page cache lookups: hit, miss, unavailable (Redis down or slow)",
+            "Search page cache lookups: hit, miss, shared (another request's search of the page answered), unavailable (Redis down or slow)",
             self.search_cache.clone(),
+        );
+        r.register(
+            "search_cache_waiting",
+            "Requests waiting for another request's search of the page they missed",
+            self.search_waiting.clone(),
         );
         r.register(
             "search_cache_invalidations",
@@ -237,6 +244,11 @@ impl AppMetrics {
         self.search_cache
             .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    /// The gauge of requests waiting for another request's search (the cache moves it).
+    pub fn search_waiting(&self) -> Gauge {
+        self.search_waiting.clone()
     }
 
     /// Counts one search cache invalidation (`event` = cause, or "failed").

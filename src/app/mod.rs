@@ -82,6 +82,11 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
     {
         tracing::warn!(error = %e, "redis gate: redis unreachable at start; issuing falls back until it returns");
     }
+    let metrics = AppMetrics::new();
+    metrics.set_experiment(
+        settings.issue.strategy.as_str(),
+        settings.search.cache.as_str(),
+    );
     let experiment = experiment::Experiment::new(
         settings.issue.strategy,
         settings.search.cache,
@@ -90,6 +95,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         Arc::new(coupons::cache::SearchCache::new(
             redis.clone(),
             settings.search.cache_ttl,
+            metrics.search_waiting(),
         )),
     );
     Ok(AppState {
@@ -101,14 +107,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
             settings.auth.refresh_token_ttl,
         )),
         clock: Clock::new(settings.app.timezone),
-        metrics: Arc::new({
-            let metrics = AppMetrics::new();
-            metrics.set_experiment(
-                settings.issue.strategy.as_str(),
-                settings.search.cache.as_str(),
-            );
-            metrics
-        }),
+        metrics: Arc::new(metrics),
         bcrypt_cost: settings.auth.bcrypt_cost,
         issue: settings.issue.clone(),
         experiment: Arc::new(experiment),

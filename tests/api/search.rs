@@ -1,5 +1,6 @@
 //! Search at scale: the bounded count, the Redis page cache and its invalidation (after a
-//! create and after a sell-out, under every issuing strategy), and search without Redis.
+//! create and after a sell-out, under every issuing strategy), search without Redis, and one
+//! search for all the misses of a page being searched.
 
 use fastpick::config::{IssueStrategy, SearchCache};
 use serde_json::{Value, json};
@@ -201,4 +202,71 @@ async fn search_answers_from_postgres_while_redis_is_down_and_caches_again_after
             "the cache did not serve again"
         );
     }
+}
+
+/// The value of one of the app's unlabelled-by-result series (0 when absent).
+async fn series(app: &TestApp, prefix: &str) -> f64 {
+    let text = app.metrics_text().await;
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn misses_of_a_page_being_searched_wait_for_that_search() {
+    let app = spawn_app_with(|s| s.search.cache = SearchCache::Redis).await;
+    let a = app.coupon(CouponSpec::default()).await;
+    let pages =
+        "fastpick_search_statement_seconds_count{application=\"fastpick-be\",statement=\"page\"}";
+    let waiting = "fastpick_search_cache_waiting{";
+    let pages_before = series(&app, pages).await;
+
+    // The table is held, so the first miss's search waits inside PostgreSQL while the
+    // others miss the same page.
+    let mut hold = app.db.begin().await.expect("begin");
+    sqlx::query("lock table tb_coupon in access exclusive mode")
+        .execute(&mut *hold)
+        .await
+        .expect("lock");
+    const N: usize = 8;
+    let requests: Vec<_> = (0..N)
+        .map(|_| {
+            let client = reqwest::Client::new();
+            let url = format!("{}/api/v1/coupons?search=nike", app.base);
+            tokio::spawn(async move {
+                let resp = client.get(url).send().await.expect("sent");
+                (resp.status().as_u16(), resp.text().await.expect("body"))
+            })
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while series(&app, waiting).await < (N - 1) as f64 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the other misses never waited for the first one's search: {}",
+            app.metrics_text().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    hold.rollback().await.expect("release");
+
+    let mut bodies = Vec::new();
+    for request in requests {
+        let (status, body) = request.await.expect("request");
+        assert_eq!(status, 200, "{body}");
+        bodies.push(body);
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "one page for all");
+    let page: Value = serde_json::from_str(&bodies[0]).expect("json");
+    assert_eq!(ids(&page["data"]), vec![a]);
+    assert_eq!(
+        series(&app, pages).await - pages_before,
+        1.0,
+        "one search for {N} misses"
+    );
+    assert_eq!(lookups(&app, "miss").await, 1);
+    assert_eq!(lookups(&app, "shared").await, (N - 1) as u64);
+    assert_eq!(series(&app, waiting).await, 0.0);
 }

@@ -9,13 +9,24 @@
 //!
 //! Redis is an accelerator only: it is skipped while disconnected and given a short time
 //! limit otherwise, so a Redis outage costs search its cache, never its answers.
+//!
+//! One search refills a page: requests that miss a page while another request of this
+//! process is already searching it (same page, same generation) wait for that search's body
+//! instead of searching too. When a popular page expires under load, every connection
+//! misses it at once; without this, they all searched PostgreSQL together and the tail
+//! latency of the moment was that stampede's. If the search fails or its request goes away,
+//! each waiting request searches alone.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::body::Bytes;
 use fred::clients::Pool;
 use fred::prelude::{ClientLike, KeysInterface};
 use fred::types::{ClusterHash, CustomCommand, Expiration, Resp3Frame};
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::watch;
 
 use crate::app::coupons::query::SearchQuery;
 
@@ -30,16 +41,96 @@ const REDIS_WAIT: Duration = Duration::from_millis(100);
 pub enum Lookup {
     /// The stored body.
     Hit(Bytes),
-    /// Not stored (or stored for an older generation): store the answer under this one.
-    Miss(i64),
+    /// Not stored, and another request's search of the page gave this body.
+    Shared(Bytes),
+    /// Not stored (or stored for an older generation): search, then [`SearchCache::put`].
+    Miss(Refill),
     /// Redis is down or slow: answer from PostgreSQL and store nothing.
     Unavailable,
 }
 
-/// The cache's Redis handle and lifetime.
+impl Lookup {
+    /// The `result` label of the lookup metric.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Lookup::Hit(_) => "hit",
+            Lookup::Shared(_) => "shared",
+            Lookup::Miss(_) => "miss",
+            Lookup::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The searches in progress, by generation and key: the body each will give.
+type Flights = Arc<Mutex<HashMap<(i64, String), watch::Receiver<Option<Bytes>>>>>;
+
+/// A miss: the generation its page is stored under and, for the request whose search others
+/// wait for, the means to hand them its body.
+#[derive(Debug)]
+pub struct Refill {
+    generation: i64,
+    leader: Option<Leader>,
+}
+
+/// The request searching a page for others; dropping it (the search failed, or the request
+/// went away) ends the wait of the others, who then search alone.
+#[derive(Debug)]
+struct Leader {
+    flights: Flights,
+    slot: (i64, String),
+    body: watch::Sender<Option<Bytes>>,
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        flights.remove(&self.slot);
+    }
+}
+
+/// A miss's place among the searches in progress.
+enum Flight {
+    Lead(Leader),
+    Follow(watch::Receiver<Option<Bytes>>),
+}
+
+/// Joins the search of `key` under `generation`, or starts it.
+fn join(flights: &Flights, generation: i64, key: &str) -> Flight {
+    let slot = (generation, key.to_owned());
+    let mut map = flights.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(searching) = map.get(&slot) {
+        return Flight::Follow(searching.clone());
+    }
+    let (body, waiting) = watch::channel(None);
+    map.insert(slot.clone(), waiting);
+    Flight::Lead(Leader {
+        flights: flights.clone(),
+        slot,
+        body,
+    })
+}
+
+/// Waits for the leader's body; `None` when it ended without one. `waiting` counts the
+/// requests in here, also those that go away while they wait.
+async fn body_of(mut searching: watch::Receiver<Option<Bytes>>, waiting: &Gauge) -> Option<Bytes> {
+    struct Waiting<'a>(&'a Gauge);
+    impl Drop for Waiting<'_> {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    waiting.inc();
+    let _waiting = Waiting(waiting);
+    let body = searching.wait_for(Option::is_some).await.ok()?;
+    body.clone()
+}
+
+/// The cache's Redis handle and lifetime, and the searches in progress.
 pub struct SearchCache {
     redis: Pool,
     ttl_secs: i64,
+    flights: Flights,
+    waiting: Gauge,
 }
 
 /// A cached page's key: filter, page, size, sort flag and the sorted words.
@@ -52,6 +143,13 @@ pub fn key(q: &SearchQuery) -> String {
         u8::from(q.page.sorted),
         q.words.join(" ")
     )
+}
+
+/// What Redis holds for a query.
+enum Read {
+    Hit(Bytes),
+    Miss(i64),
+    Unavailable,
 }
 
 /// Splits a stored value into its generation and body (a view of the value, not a copy).
@@ -82,18 +180,43 @@ fn encode(generation: i64, body: &[u8]) -> Vec<u8> {
 }
 
 impl SearchCache {
-    /// Makes the cache; entries live `ttl` (at least a second).
-    pub fn new(redis: Pool, ttl: Duration) -> Self {
+    /// Makes the cache; entries live `ttl` (at least a second); `waiting` is the gauge of
+    /// requests waiting for another's search.
+    pub fn new(redis: Pool, ttl: Duration, waiting: Gauge) -> Self {
         SearchCache {
             redis,
             ttl_secs: i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX),
+            flights: Flights::default(),
+            waiting,
+        }
+    }
+
+    /// Reads the current generation and the page in one round trip; on a miss, waits for
+    /// the body of a search of the page already in progress, if there is one.
+    pub async fn get(&self, key: &str) -> Lookup {
+        match self.read(key).await {
+            Read::Hit(body) => Lookup::Hit(body),
+            Read::Unavailable => Lookup::Unavailable,
+            Read::Miss(generation) => match join(&self.flights, generation, key) {
+                Flight::Lead(leader) => Lookup::Miss(Refill {
+                    generation,
+                    leader: Some(leader),
+                }),
+                Flight::Follow(searching) => match body_of(searching, &self.waiting).await {
+                    Some(body) => Lookup::Shared(body),
+                    None => Lookup::Miss(Refill {
+                        generation,
+                        leader: None,
+                    }),
+                },
+            },
         }
     }
 
     /// Reads the current generation and the page in one round trip.
-    pub async fn get(&self, key: &str) -> Lookup {
+    async fn read(&self, key: &str) -> Read {
         if !self.redis.is_connected() {
-            return Lookup::Unavailable;
+            return Read::Unavailable;
         }
         // MGET as a raw frame: fred's typed answer checks the page for UTF-8 before handing
         // it over as bytes, 4,500 instructions of a cached search's 74,000 (callgrind).
@@ -107,14 +230,14 @@ impl SearchCache {
                 Some(values) => values,
                 None => {
                     tracing::debug!("search cache: read failed (not an array)");
-                    return Lookup::Unavailable;
+                    return Read::Unavailable;
                 }
             },
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "search cache: read failed");
-                return Lookup::Unavailable;
+                return Read::Unavailable;
             }
-            Err(_) => return Lookup::Unavailable,
+            Err(_) => return Read::Unavailable,
         };
         let generation = values
             .first()
@@ -122,16 +245,24 @@ impl SearchCache {
             .and_then(|g| std::str::from_utf8(g).ok()?.parse::<i64>().ok())
             .unwrap_or(0);
         match values.get(1).and_then(Option::as_ref).and_then(decode) {
-            Some((stored, body)) if stored == generation => Lookup::Hit(body),
-            _ => Lookup::Miss(generation),
+            Some((stored, body)) if stored == generation => Read::Hit(body),
+            _ => Read::Miss(generation),
         }
     }
 
-    /// Stores a page computed under `generation`; failures only cost a later miss.
-    pub async fn put(&self, key: &str, generation: i64, body: &[u8]) {
+    /// Hands a miss's body to the requests waiting for it, then stores it (unless `store`
+    /// is false) under the generation its search started in; failures only cost a later
+    /// miss.
+    pub async fn put(&self, key: &str, refill: Refill, body: &Bytes, store: bool) {
+        if let Some(leader) = &refill.leader {
+            leader.body.send_replace(Some(body.clone()));
+        }
+        if !store {
+            return;
+        }
         let write = self.redis.next().set::<(), _, _>(
             key,
-            encode(generation, body),
+            encode(refill.generation, body),
             Some(Expiration::EX(self.ttl_secs)),
             None,
             false,
@@ -168,6 +299,61 @@ impl SearchCache {
 mod tests {
     use super::*;
     use crate::app::extract::QueryParams;
+
+    #[tokio::test]
+    async fn a_miss_during_a_search_of_its_page_waits_for_that_search() {
+        let flights = Flights::default();
+        let Flight::Lead(leader) = join(&flights, 3, "k") else {
+            panic!("the first miss searches");
+        };
+        let Flight::Follow(waiting) = join(&flights, 3, "k") else {
+            panic!("a second miss of the same page waits");
+        };
+        assert!(
+            matches!(join(&flights, 4, "k"), Flight::Lead(_)),
+            "a newer generation's miss searches: the running search may be stale"
+        );
+        assert!(matches!(join(&flights, 3, "other"), Flight::Lead(_)));
+        let gauge = Gauge::default();
+        let waiter = tokio::spawn({
+            let gauge = gauge.clone();
+            async move { body_of(waiting, &gauge).await }
+        });
+        while gauge.get() != 1 {
+            tokio::task::yield_now().await;
+        }
+        leader.body.send_replace(Some(Bytes::from_static(b"page")));
+        assert_eq!(
+            waiter.await.expect("joins"),
+            Some(Bytes::from_static(b"page"))
+        );
+        assert_eq!(gauge.get(), 0, "the waiting gauge counts the wait only");
+        drop(leader);
+        assert!(
+            matches!(join(&flights, 3, "k"), Flight::Lead(_)),
+            "a finished search is forgotten"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_search_that_ends_without_a_body_lets_the_waiting_search_alone() {
+        let flights = Flights::default();
+        let Flight::Lead(leader) = join(&flights, 0, "k") else {
+            panic!("the first miss searches");
+        };
+        let Flight::Follow(waiting) = join(&flights, 0, "k") else {
+            panic!("a second miss waits");
+        };
+        let gauge = Gauge::default();
+        let waiter = tokio::spawn({
+            let gauge = gauge.clone();
+            async move { body_of(waiting, &gauge).await }
+        });
+        drop(leader);
+        assert_eq!(waiter.await.expect("joins"), None);
+        assert_eq!(gauge.get(), 0);
+        assert!(flights.lock().expect("lock").is_empty());
+    }
 
     #[test]
     fn values_carry_their_generation() {

@@ -120,14 +120,10 @@ async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Res
         Some(cache) => {
             let key = cache::key(&q);
             let lookup = cache.get(&key).await;
-            state.metrics.search_cache(match &lookup {
-                Lookup::Hit(_) => "hit",
-                Lookup::Miss(_) => "miss",
-                Lookup::Unavailable => "unavailable",
-            });
+            state.metrics.search_cache(lookup.label());
             match lookup {
-                Lookup::Hit(body) => return Ok(json_response(body)),
-                Lookup::Miss(generation) => Some((cache, key, generation)),
+                Lookup::Hit(body) | Lookup::Shared(body) => return Ok(json_response(body)),
+                Lookup::Miss(refill) => Some((cache, key, refill)),
                 Lookup::Unavailable => None,
             }
         }
@@ -138,9 +134,6 @@ async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Res
         state.metrics.search_statement(s.as_str(), d.as_secs_f64());
     })
     .await?;
-    // Unknown words (the scenario's one-off GHOST_ terms) cost one index probe: caching
-    // their pages would only fill Redis with keys nobody asks for again.
-    let cached = cached.filter(|_| !found.unknown_word);
     let content = found
         .rows
         .into_iter()
@@ -165,8 +158,10 @@ async fn list_coupons(State(state): State<AppState>, params: QueryParams) -> Res
         .collect();
     let page = ok(Page::new(content, q.page, found.total)).0;
     let body = Bytes::from(serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.into()))?);
-    if let Some((cache, key, generation)) = cached {
-        cache.put(&key, generation, &body).await;
+    if let Some((cache, key, refill)) = cached {
+        // Unknown words (the scenario's one-off GHOST_ terms) cost one index probe: storing
+        // their pages would only fill Redis with keys nobody asks for again.
+        cache.put(&key, refill, &body, !found.unknown_word).await;
     }
     Ok(json_response(body))
 }

@@ -209,6 +209,8 @@ pub struct SearchConfig {
     /// invalidated (issued quantities, time-driven status changes, changes made in SQL).
     #[serde(deserialize_with = "duration")]
     pub cache_ttl: Duration,
+    /// Who searches when several requests miss the same page at once.
+    pub refill: Refill,
     /// Matches counted exactly; past it, `totalElements` stops at the limit (or just past the
     /// requested page) while `last` stays exact.
     pub count_limit: i64,
@@ -219,6 +221,7 @@ impl Default for SearchConfig {
         Self {
             cache: SearchCache::Redis,
             cache_ttl: Duration::from_secs(10),
+            refill: Refill::Shared,
             count_limit: 1000,
         }
     }
@@ -438,6 +441,16 @@ impl SearchCache {
             SearchCache::Redis => "redis",
         }
     }
+}
+
+/// How a missed page is refilled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refill {
+    /// One search per page at a time: misses during it wait for its body.
+    Shared,
+    /// Every miss searches PostgreSQL (what a plain cache-aside does; for comparison).
+    Each,
 }
 
 /// What `redis-gate` does without Redis.

@@ -95,6 +95,7 @@ pub async fn build_state(settings: &Settings) -> anyhow::Result<AppState> {
         Arc::new(coupons::cache::SearchCache::new(
             redis.clone(),
             settings.search.cache_ttl,
+            settings.search.refill == crate::config::Refill::Shared,
             metrics.search_waiting(),
         )),
     );

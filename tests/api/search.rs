@@ -2,7 +2,7 @@
 //! create and after a sell-out, under every issuing strategy), search without Redis, and one
 //! search for all the misses of a page being searched.
 
-use fastpick::config::{IssueStrategy, SearchCache};
+use fastpick::config::{IssueStrategy, Refill, SearchCache};
 use serde_json::{Value, json};
 
 use crate::helpers::{CouponSpec, TestApp, ids, spawn_app_with};
@@ -204,7 +204,8 @@ async fn search_answers_from_postgres_while_redis_is_down_and_caches_again_after
     }
 }
 
-/// The value of one of the app's unlabelled-by-result series (0 when absent).
+/// The value of the first series of the app's metrics that starts with `prefix` (0 when
+/// absent).
 async fn series(app: &TestApp, prefix: &str) -> f64 {
     let text = app.metrics_text().await;
     text.lines()
@@ -214,24 +215,27 @@ async fn series(app: &TestApp, prefix: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-#[tokio::test]
-async fn misses_of_a_page_being_searched_wait_for_that_search() {
-    let app = spawn_app_with(|s| s.search.cache = SearchCache::Redis).await;
+/// `n` requests miss one page while its first search is held inside PostgreSQL (the table
+/// is locked until every request has missed); returns the page searches they made and
+/// their `shared` lookups.
+async fn misses_of_one_page(refill: Refill, n: usize) -> (f64, u64) {
+    let app = spawn_app_with(|s| {
+        s.search.cache = SearchCache::Redis;
+        s.search.refill = refill;
+    })
+    .await;
     let a = app.coupon(CouponSpec::default()).await;
     let pages =
         "fastpick_search_statement_seconds_count{application=\"fastpick-be\",statement=\"page\"}";
     let waiting = "fastpick_search_cache_waiting{";
     let pages_before = series(&app, pages).await;
 
-    // The table is held, so the first miss's search waits inside PostgreSQL while the
-    // others miss the same page.
     let mut hold = app.db.begin().await.expect("begin");
     sqlx::query("lock table tb_coupon in access exclusive mode")
         .execute(&mut *hold)
         .await
         .expect("lock");
-    const N: usize = 8;
-    let requests: Vec<_> = (0..N)
+    let requests: Vec<_> = (0..n)
         .map(|_| {
             let client = reqwest::Client::new();
             let url = format!("{}/api/v1/coupons?search=nike", app.base);
@@ -241,11 +245,13 @@ async fn misses_of_a_page_being_searched_wait_for_that_search() {
             })
         })
         .collect();
+    // Every request has missed: the searching ones are counted as misses when they start,
+    // the waiting ones in the gauge.
     let started = std::time::Instant::now();
-    while series(&app, waiting).await < (N - 1) as f64 {
+    while lookups(&app, "miss").await as f64 + series(&app, waiting).await < n as f64 {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(30),
-            "the other misses never waited for the first one's search: {}",
+            "not every request missed: {}",
             app.metrics_text().await
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -261,12 +267,23 @@ async fn misses_of_a_page_being_searched_wait_for_that_search() {
     assert!(bodies.iter().all(|b| *b == bodies[0]), "one page for all");
     let page: Value = serde_json::from_str(&bodies[0]).expect("json");
     assert_eq!(ids(&page["data"]), vec![a]);
-    assert_eq!(
-        series(&app, pages).await - pages_before,
-        1.0,
-        "one search for {N} misses"
-    );
-    assert_eq!(lookups(&app, "miss").await, 1);
-    assert_eq!(lookups(&app, "shared").await, (N - 1) as u64);
     assert_eq!(series(&app, waiting).await, 0.0);
+    (
+        series(&app, pages).await - pages_before,
+        lookups(&app, "shared").await,
+    )
+}
+
+#[tokio::test]
+async fn misses_of_a_page_being_searched_wait_for_that_search() {
+    assert_eq!(
+        misses_of_one_page(Refill::Shared, 8).await,
+        (1.0, 7),
+        "one search, seven answers shared"
+    );
+    assert_eq!(
+        misses_of_one_page(Refill::Each, 8).await,
+        (8.0, 0),
+        "search.refill = each: every miss searches"
+    );
 }

@@ -129,6 +129,8 @@ async fn body_of(mut searching: watch::Receiver<Option<Bytes>>, waiting: &Gauge)
 pub struct SearchCache {
     redis: Pool,
     ttl_secs: i64,
+    /// Whether misses of a page being searched wait for that search (`search.refill`).
+    share: bool,
     flights: Flights,
     waiting: Gauge,
 }
@@ -180,12 +182,13 @@ fn encode(generation: i64, body: &[u8]) -> Vec<u8> {
 }
 
 impl SearchCache {
-    /// Makes the cache; entries live `ttl` (at least a second); `waiting` is the gauge of
-    /// requests waiting for another's search.
-    pub fn new(redis: Pool, ttl: Duration, waiting: Gauge) -> Self {
+    /// Makes the cache; entries live `ttl` (at least a second); `share` makes misses of a
+    /// page being searched wait for that search; `waiting` is the gauge of those waiting.
+    pub fn new(redis: Pool, ttl: Duration, share: bool, waiting: Gauge) -> Self {
         SearchCache {
             redis,
             ttl_secs: i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX),
+            share,
             flights: Flights::default(),
             waiting,
         }
@@ -197,6 +200,10 @@ impl SearchCache {
         match self.read(key).await {
             Read::Hit(body) => Lookup::Hit(body),
             Read::Unavailable => Lookup::Unavailable,
+            Read::Miss(generation) if !self.share => Lookup::Miss(Refill {
+                generation,
+                leader: None,
+            }),
             Read::Miss(generation) => match join(&self.flights, generation, key) {
                 Flight::Lead(leader) => Lookup::Miss(Refill {
                     generation,

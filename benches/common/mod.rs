@@ -385,10 +385,11 @@ pub fn db_env(pg: u16, redis: u16) -> Vec<(&'static str, String)> {
 
 /// VM1's environment for the vm1 benches: [`db_env`], with cached search pages kept for an
 /// hour. S compares the layers in front of the app on a cached page. With the default 10 s
-/// TTL a page expires once in every 10 s window, and all connections then miss together and
-/// search the database at once: which moment of the window that stampede fell on decided S's
-/// p99 (7-19 ms against 37-112 ms in the same row from round to round) and added searches to
-/// S's instruction count, not the layer in front.
+/// TTL a page expires once in every 10 s window; before misses shared one search
+/// (`search.refill`), all connections then searched the database at once, and which moment
+/// of the window that fell on decided S's p99 (7-19 ms against 37-112 ms in the same row
+/// from round to round). A refill still adds a search to S's count; `cargo bench --bench
+/// refill` measures expiries.
 pub fn vm1_env(pg: u16, redis: u16) -> Vec<(&'static str, String)> {
     let mut env = db_env(pg, redis);
     env.push(("FASTPICK_SEARCH__CACHE_TTL", "1h".to_owned()));

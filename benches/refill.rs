@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 mod common;
-use common::{App, env_or, run_wrk, seed_coupons, start_app};
+use common::{App, env_or, median, run_wrk, seed_coupons, start_app};
 
 const PATH: &str = "/api/v1/coupons?search=nike&filterType=ISSUING";
 
@@ -63,11 +63,6 @@ fn measure(port: u16, conns: u32, secs: u32) -> anyhow::Result<Run> {
         p99,
         searches_per_s: searches / f64::from(secs),
     })
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::{
-    Spawned, cpu_seconds_tree, env_or, rss_kib_tree, run_wrk, seed_coupons, vm1_env, vm1_role,
+    Spawned, cpu_seconds_tree, env_or, median, rss_kib_tree, run_wrk, seed_coupons, vm1_env,
+    vm1_role,
 };
 
 /// One way to be VM1.
@@ -81,11 +82,6 @@ fn wait_ok(port: u16, path: &str) -> anyhow::Result<()> {
         &format!("http://127.0.0.1:{port}{path}"),
         Duration::from_secs(60),
     )
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 fn main() -> anyhow::Result<()> {

@@ -203,6 +203,12 @@ pub fn children(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// The median of some runs (the upper one of an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// Parses wrk's "1.23ms"/"456.00us"/"1.02s" into milliseconds.
 pub fn wrk_ms(text: &str) -> Option<f64> {
     let (num, factor) = if let Some(v) = text.strip_suffix("us") {

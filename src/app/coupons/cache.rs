@@ -200,23 +200,20 @@ impl SearchCache {
         match self.read(key).await {
             Read::Hit(body) => Lookup::Hit(body),
             Read::Unavailable => Lookup::Unavailable,
-            Read::Miss(generation) if !self.share => Lookup::Miss(Refill {
-                generation,
-                leader: None,
-            }),
-            Read::Miss(generation) => match join(&self.flights, generation, key) {
-                Flight::Lead(leader) => Lookup::Miss(Refill {
-                    generation,
-                    leader: Some(leader),
-                }),
-                Flight::Follow(searching) => match body_of(searching, &self.waiting).await {
-                    Some(body) => Lookup::Shared(body),
-                    None => Lookup::Miss(Refill {
-                        generation,
-                        leader: None,
-                    }),
-                },
-            },
+            Read::Miss(generation) => {
+                let leader = match self.share.then(|| join(&self.flights, generation, key)) {
+                    Some(Flight::Lead(leader)) => Some(leader),
+                    Some(Flight::Follow(searching)) => {
+                        match body_of(searching, &self.waiting).await {
+                            Some(body) => return Lookup::Shared(body),
+                            // That search failed or went away: search alone.
+                            None => None,
+                        }
+                    }
+                    None => None,
+                };
+                Lookup::Miss(Refill { generation, leader })
+            }
         }
     }
 
@@ -307,6 +304,16 @@ mod tests {
     use super::*;
     use crate::app::extract::QueryParams;
 
+    /// Waits for `searching`'s body in a task of its own; the gauge it waits in.
+    fn spawn_waiter(
+        searching: watch::Receiver<Option<Bytes>>,
+    ) -> (Gauge, tokio::task::JoinHandle<Option<Bytes>>) {
+        let gauge = Gauge::default();
+        let waiting = gauge.clone();
+        let task = tokio::spawn(async move { body_of(searching, &waiting).await });
+        (gauge, task)
+    }
+
     #[tokio::test]
     async fn a_miss_during_a_search_of_its_page_waits_for_that_search() {
         let flights = Flights::default();
@@ -321,11 +328,7 @@ mod tests {
             "a newer generation's miss searches: the running search may be stale"
         );
         assert!(matches!(join(&flights, 3, "other"), Flight::Lead(_)));
-        let gauge = Gauge::default();
-        let waiter = tokio::spawn({
-            let gauge = gauge.clone();
-            async move { body_of(waiting, &gauge).await }
-        });
+        let (gauge, waiter) = spawn_waiter(waiting);
         while gauge.get() != 1 {
             tokio::task::yield_now().await;
         }
@@ -351,11 +354,7 @@ mod tests {
         let Flight::Follow(waiting) = join(&flights, 0, "k") else {
             panic!("a second miss waits");
         };
-        let gauge = Gauge::default();
-        let waiter = tokio::spawn({
-            let gauge = gauge.clone();
-            async move { body_of(waiting, &gauge).await }
-        });
+        let (gauge, waiter) = spawn_waiter(waiting);
         drop(leader);
         assert_eq!(waiter.await.expect("joins"), None);
         assert_eq!(gauge.get(), 0);
